@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: installs prerequisites (scripts/setup.sh), builds everything (the native shim is built by
+# MSBuild through CMake), runs the whole test suite and prints a closing "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+results="$(pwd)/artifacts/test-results"
+rm -rf "$results"
+status=0
+dotnet test MaskRcnn.Net.sln -c Release --logger "trx" --results-directory "$results" "$@" || status=$?
+passed=0; failed=0; skipped=0
+shopt -s nullglob
+for trx in "$results"/*.trx; do
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters"); f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  n=$(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${n:-0}))
+done
+echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
+if [ "$passed" -eq 0 ] && [ "$status" -eq 0 ]; then echo "no test ran" >&2; exit 1; fi
+exit $status
