@@ -44,6 +44,7 @@ internal static partial class NativeMethods
     [LibraryImport(Lib)] internal static partial int mr_set_grad(TensorHandle h, TensorHandle g);
     [LibraryImport(Lib)] internal static partial int mr_backward(TensorHandle h, TensorHandle grad, int retainGraph, int createGraph);
     [LibraryImport(Lib)] internal static partial nint mr_detach(TensorHandle h);
+    [LibraryImport(Lib)] internal static partial int mr_set_data(TensorHandle h, TensorHandle src);
     [LibraryImport(Lib)] internal static partial int mr_is_leaf(TensorHandle h);
     [LibraryImport(Lib)] internal static partial int mr_grad_enabled();
     [LibraryImport(Lib)] internal static partial void mr_set_grad_enabled(int on);

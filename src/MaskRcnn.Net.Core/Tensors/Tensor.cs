@@ -446,6 +446,9 @@ public sealed partial class Tensor : IDisposable
     /// <summary>A view that shares data but is cut from the autograd graph.</summary>
     public Tensor Detach() => new(NativeMethods.mr_detach(Handle));
 
+    /// <summary>Replaces this tensor's data (shape, dtype, device) with <paramref name="source"/>'s, keeping the object.</summary>
+    internal void SetData(Tensor source) => Native.Check(NativeMethods.mr_set_data(Handle, source.Handle));
+
     /// <summary>True for tensors created by the user (not by a recorded operation).</summary>
     public bool IsLeaf => Native.Check(NativeMethods.mr_is_leaf(Handle)) == 1;
 

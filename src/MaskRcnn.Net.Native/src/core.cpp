@@ -161,6 +161,8 @@ MR_API int mr_backward(mr_tensor h, mr_tensor grad, int retain_graph, int create
                   create_graph != 0);
   });
 }
+// Replaces the data of `h` with that of `src` keeping the tensor object (PyTorch's `param.data = ...`).
+MR_API int mr_set_data(mr_tensor h, mr_tensor src) { return run([&] { const_cast<at::Tensor&>(T(h)).set_data(T(src)); }); }
 MR_API mr_tensor mr_detach(mr_tensor h) { return wrap([&] { return T(h).detach(); }); }
 MR_API int mr_is_leaf(mr_tensor h) { return guard([&] { return T(h).is_leaf() ? 1 : 0; }, -1); }
 
