@@ -48,6 +48,12 @@ public sealed partial class Tensor
         return this;
     }
 
+    private Tensor BInPlace(long value, Binary op)
+    {
+        Native.Check(NativeMethods.mr_binary_scalar_(Handle, value, value, 1, (int)op));
+        return this;
+    }
+
     private Tensor BInPlace(double value, Binary op)
     {
         Native.Check(NativeMethods.mr_binary_scalar_(Handle, value, (long)value, 0, (int)op));
@@ -329,6 +335,9 @@ public sealed partial class Tensor
 
     /// <summary>this += value.</summary>
     public Tensor AddInPlace(double value) => BInPlace(value, Binary.Add);
+
+    /// <summary>this += value (integer tensors stay integer).</summary>
+    public Tensor AddInPlace(long value) => BInPlace(value, Binary.Add);
 
     /// <summary>this -= alpha·other.</summary>
     public Tensor SubInPlace(Tensor other, double alpha = 1) => BInPlace(other, Binary.Sub, alpha);
