@@ -29,7 +29,7 @@ MR_API void mr_clear_error() { clear_last_error(); }
 MR_API int mr_abi_version() { return 1; }
 
 // ---- lifetime ------------------------------------------------------------------------------------------------
-MR_API void mr_tensor_free(mr_tensor h) { delete h; }
+MR_API void mr_tensor_free(mr_tensor h) { guard([&] { delete h; return 0; }, 0); }
 
 // ---- creation ------------------------------------------------------------------------------------------------
 MR_API mr_tensor mr_from_data(const void* data, const int64_t* shape, int ndim, int dtype, int dev_type,
@@ -138,7 +138,7 @@ MR_API char* mr_to_string(mr_tensor h) {
     return strdup(os.str().c_str());
   }, static_cast<char*>(nullptr));
 }
-MR_API void mr_free_string(char* s) { free(s); }
+MR_API void mr_free_string(char* s) { std::free(s); }
 
 // ---- autograd ------------------------------------------------------------------------------------------------
 MR_API int mr_requires_grad(mr_tensor h) { return guard([&] { return T(h).requires_grad() ? 1 : 0; }, -1); }
@@ -166,12 +166,14 @@ MR_API int mr_set_data(mr_tensor h, mr_tensor src) { return run([&] { const_cast
 MR_API mr_tensor mr_detach(mr_tensor h) { return wrap([&] { return T(h).detach(); }); }
 MR_API int mr_is_leaf(mr_tensor h) { return guard([&] { return T(h).is_leaf() ? 1 : 0; }, -1); }
 
-MR_API int mr_grad_enabled() { return c10::GradMode::is_enabled() ? 1 : 0; }
-MR_API void mr_set_grad_enabled(int on) { c10::GradMode::set_enabled(on != 0); }
+MR_API int mr_grad_enabled() { return guard([&] { return c10::GradMode::is_enabled() ? 1 : 0; }, -1); }
+MR_API void mr_set_grad_enabled(int on) { guard([&] { c10::GradMode::set_enabled(on != 0); return 0; }, 0); }
 MR_API void* mr_inference_mode_enter() {
   return guard([&]() -> void* { return new c10::InferenceMode(true); }, static_cast<void*>(nullptr));
 }
-MR_API void mr_inference_mode_exit(void* guard_ptr) { delete static_cast<c10::InferenceMode*>(guard_ptr); }
+MR_API void mr_inference_mode_exit(void* guard_ptr) {
+  guard([&] { delete static_cast<c10::InferenceMode*>(guard_ptr); return 0; }, 0);
+}
 MR_API int mr_is_inference(mr_tensor h) { return guard([&] { return T(h).is_inference() ? 1 : 0; }, -1); }
 
 // ---- global state --------------------------------------------------------------------------------------------
@@ -192,7 +194,7 @@ MR_API int mr_manual_seed(uint64_t seed) {
   });
 }
 MR_API void mr_set_num_threads(int n) { guard([&] { at::set_num_threads(n); return 0; }, 0); }
-MR_API int mr_get_num_threads() { return at::get_num_threads(); }
+MR_API int mr_get_num_threads() { return guard([&] { return at::get_num_threads(); }, -1); }
 MR_API int mr_cuda_device_count() {
   return guard([&] { return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0; }, 0);
 }
