@@ -1,0 +1,660 @@
+// Detection kernels of MaskRcnn.Net: non-maximum suppression, RoIAlign and RoIPool.
+//
+// The CPU kernels reproduce torchvision 0.14's numerical rules (order of operations included, so float32 results
+// agree bit for bit or to the last ulp); the code is this project's own. RoIAlign and RoIPool take part in autograd
+// through custom torch::autograd::Function classes whose backward passes call the backward kernels below. Tensors on
+// other devices take device-agnostic paths: RoIAlign is rebuilt from ATen tensor operations (autograd
+// differentiates those), NMS and RoIPool run their CPU kernels on a host copy.
+#include "mr_common.h"
+
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+
+using namespace mr;
+
+namespace {
+
+// ---- helpers -------------------------------------------------------------------------------------------------
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+std::string shape_str(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  return s + "]";
+}
+
+bool kernel_dtype(const at::Tensor& t) { return t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble; }
+
+// ---- NMS -----------------------------------------------------------------------------------------------------
+
+// Greedy NMS over boxes visited in order of decreasing score (stable sort: equal scores keep their input order).
+// A box is suppressed by an earlier kept box when their IoU is strictly greater than the threshold; areas use
+// (x2 - x1) * (y2 - y1) with no +1. IoU is evaluated in the element type, the comparison in double.
+template <typename T>
+at::Tensor nms_cpu_typed(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+  const int64_t n = boxes.size(0);
+  auto b = boxes.contiguous();
+  const T* p = b.data_ptr<T>();
+  std::vector<T> area(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) area[k] = (p[4 * k + 2] - p[4 * k]) * (p[4 * k + 3] - p[4 * k + 1]);
+
+  auto order_t = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
+  const int64_t* order = order_t.data_ptr<int64_t>();
+  std::vector<uint8_t> dead(static_cast<size_t>(n), 0);
+  auto keep_t = at::empty({n}, at::TensorOptions().dtype(at::kLong));
+  int64_t* keep = keep_t.data_ptr<int64_t>();
+  int64_t kept = 0;
+
+  for (int64_t a = 0; a < n; ++a) {
+    const int64_t i = order[a];
+    if (dead[i]) continue;
+    keep[kept++] = i;
+    const T ax1 = p[4 * i], ay1 = p[4 * i + 1], ax2 = p[4 * i + 2], ay2 = p[4 * i + 3], aarea = area[i];
+    for (int64_t c = a + 1; c < n; ++c) {
+      const int64_t j = order[c];
+      if (dead[j]) continue;
+      const T left = std::max(ax1, p[4 * j]);
+      const T top = std::max(ay1, p[4 * j + 1]);
+      const T right = std::min(ax2, p[4 * j + 2]);
+      const T bottom = std::min(ay2, p[4 * j + 3]);
+      const T w = std::max(static_cast<T>(0), right - left);
+      const T h = std::max(static_cast<T>(0), bottom - top);
+      const T inter = w * h;
+      const T iou = inter / (aarea + area[j] - inter);
+      if (iou > iou_threshold) dead[j] = 1;
+    }
+  }
+  return keep_t.narrow(0, 0, kept).clone();
+}
+
+at::Tensor nms_any(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+  require(boxes.dim() == 2 && boxes.size(1) == 4, "boxes must have shape [N, 4], got " + shape_str(boxes));
+  require(scores.dim() == 1 && scores.size(0) == boxes.size(0),
+          "scores must have shape [" + std::to_string(boxes.size(0)) + "], got " + shape_str(scores));
+  require(boxes.scalar_type() == scores.scalar_type(), "boxes and scores must have the same dtype");
+  require(kernel_dtype(boxes), "nms supports float32 and float64 boxes");
+  if (!boxes.device().is_cpu()) {
+    // Device-agnostic fallback: the greedy pass is sequential, so run it on a host copy.
+    auto keep = nms_any(boxes.detach().to(at::kCPU), scores.detach().to(at::kCPU), iou_threshold);
+    return keep.to(boxes.device());
+  }
+  at::NoGradGuard no_grad;
+  if (boxes.size(0) == 0) return at::empty({0}, boxes.options().dtype(at::kLong));
+  auto b = boxes.detach();
+  auto s = scores.detach();
+  return boxes.scalar_type() == at::kFloat ? nms_cpu_typed<float>(b, s, iou_threshold)
+                                           : nms_cpu_typed<double>(b, s, iou_threshold);
+}
+
+// Class-aware NMS with torchvision's strategy choice: small inputs shift each class's boxes by
+// class * (max coordinate + 1) so classes never overlap and run one NMS; large ones run NMS per class and merge.
+at::Tensor batched_nms_any(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& classes,
+                           double iou_threshold) {
+  require(boxes.dim() == 2 && boxes.size(1) == 4, "boxes must have shape [N, 4], got " + shape_str(boxes));
+  require(scores.dim() == 1 && scores.size(0) == boxes.size(0),
+          "scores must have shape [" + std::to_string(boxes.size(0)) + "], got " + shape_str(scores));
+  require(classes.dim() == 1 && classes.size(0) == boxes.size(0),
+          "class ids must have shape [" + std::to_string(boxes.size(0)) + "], got " + shape_str(classes));
+  require(classes.device() == boxes.device(), "class ids and boxes must be on the same device");
+  at::NoGradGuard no_grad;
+  auto b = boxes.detach();
+  auto s = scores.detach();
+  const int64_t limit = b.device().is_cpu() ? 4000 : 20000;
+  if (b.numel() > limit) {
+    auto keep_mask = at::zeros_like(s, s.options().dtype(at::kBool));
+    auto ids = std::get<0>(at::_unique2(classes, /*sorted=*/true, false, false));
+    for (int64_t k = 0; k < ids.size(0); ++k) {
+      auto members = at::nonzero(classes == ids[k]).select(1, 0);
+      auto kept = nms_any(b.index_select(0, members), s.index_select(0, members), iou_threshold);
+      keep_mask.index_put_({members.index_select(0, kept)}, true);
+    }
+    auto keep = at::nonzero(keep_mask).select(1, 0);
+    auto order = std::get<1>(s.index_select(0, keep).sort(/*dim=*/0, /*descending=*/true));
+    return keep.index_select(0, order);
+  }
+  if (b.numel() == 0) return at::empty({0}, b.options().dtype(at::kLong));
+  auto max_coordinate = b.max();
+  auto offsets = classes.to(b) * (max_coordinate + at::scalar_tensor(1, at::kLong).to(b));
+  return nms_any(b + offsets.unsqueeze(1), s, iou_threshold);
+}
+
+// ---- RoIAlign ------------------------------------------------------------------------------------------------
+
+// Where a RoI lies on the feature map and how its bins are sampled (shared by forward and backward).
+template <typename T>
+struct RoiGeometry {
+  int64_t batch;
+  T start_h, start_w, bin_h, bin_w;
+  int64_t grid_h, grid_w;
+
+  RoiGeometry(const T* roi, T scale, int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
+    batch = static_cast<int64_t>(roi[0]);
+    const T offset = aligned ? static_cast<T>(0.5) : static_cast<T>(0);
+    start_w = roi[1] * scale - offset;
+    start_h = roi[2] * scale - offset;
+    const T end_w = roi[3] * scale - offset;
+    const T end_h = roi[4] * scale - offset;
+    T width = end_w - start_w;
+    T height = end_h - start_h;
+    if (!aligned) {
+      // Legacy mode: degenerate RoIs count as 1x1.
+      width = std::max(width, static_cast<T>(1));
+      height = std::max(height, static_cast<T>(1));
+    }
+    bin_h = height / static_cast<T>(pooled_h);
+    bin_w = width / static_cast<T>(pooled_w);
+    grid_h = sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(height / static_cast<T>(pooled_h)));
+    grid_w = sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(width / static_cast<T>(pooled_w)));
+  }
+};
+
+// One bilinear sample: four pixel offsets inside an H*W plane and their weights (all zero outside the map).
+template <typename T>
+struct Tap {
+  int64_t i1, i2, i3, i4;
+  T w1, w2, w3, w4;
+  bool valid;  // false for points off the map: the forward pass reads pixel 0 with zero weights, backward skips
+};
+
+// Bilinear taps at (y, x). Points more than one pixel outside the map contribute nothing; points within that
+// margin are clamped onto the border, and the last row/column interpolates with itself.
+template <typename T>
+Tap<T> bilinear_tap(T y, T x, int64_t height, int64_t width) {
+  Tap<T> t{0, 0, 0, 0, 0, 0, 0, 0, false};
+  if (!(y >= -1.0 && y <= height && x >= -1.0 && x <= width)) return t;
+  if (y <= 0) y = 0;
+  if (x <= 0) x = 0;
+  int64_t y0 = static_cast<int64_t>(y), x0 = static_cast<int64_t>(x), y1, x1;
+  if (y0 >= height - 1) {
+    y0 = y1 = height - 1;
+    y = static_cast<T>(y0);
+  } else {
+    y1 = y0 + 1;
+  }
+  if (x0 >= width - 1) {
+    x0 = x1 = width - 1;
+    x = static_cast<T>(x0);
+  } else {
+    x1 = x0 + 1;
+  }
+  const T ly = y - y0, lx = x - x0;
+  const T hy = 1. - ly, hx = 1. - lx;
+  t.i1 = y0 * width + x0;
+  t.i2 = y0 * width + x1;
+  t.i3 = y1 * width + x0;
+  t.i4 = y1 * width + x1;
+  t.w1 = hy * hx;
+  t.w2 = hy * lx;
+  t.w3 = ly * hx;
+  t.w4 = ly * lx;
+  t.valid = true;
+  return t;
+}
+
+// The taps of every sample point of a RoI, ordered (ph, pw, iy, ix).
+template <typename T>
+void roi_taps(const RoiGeometry<T>& g, int64_t pooled_h, int64_t pooled_w, int64_t height, int64_t width,
+              std::vector<Tap<T>>& taps) {
+  taps.clear();
+  taps.reserve(static_cast<size_t>(pooled_h * pooled_w * std::max<int64_t>(g.grid_h * g.grid_w, 0)));
+  for (int64_t ph = 0; ph < pooled_h; ++ph) {
+    for (int64_t pw = 0; pw < pooled_w; ++pw) {
+      for (int64_t iy = 0; iy < g.grid_h; ++iy) {
+        const T y = g.start_h + ph * g.bin_h + static_cast<T>(iy + .5f) * g.bin_h / static_cast<T>(g.grid_h);
+        for (int64_t ix = 0; ix < g.grid_w; ++ix) {
+          const T x = g.start_w + pw * g.bin_w + static_cast<T>(ix + .5f) * g.bin_w / static_cast<T>(g.grid_w);
+          taps.push_back(bilinear_tap<T>(y, x, height, width));
+        }
+      }
+    }
+  }
+}
+
+// Validates the RoI table against the input: finite coordinates and batch indices in [0, batch).
+void check_rois(const at::Tensor& rois, int64_t batch) {
+  if (rois.size(0) == 0) return;
+  auto r = rois.detach();
+  require(at::isfinite(r).all().item<bool>(), "rois contain non-finite values");
+  auto idx = r.select(1, 0);
+  require((idx >= 0).logical_and(idx < static_cast<double>(batch)).all().item<bool>(),
+          "rois batch indices must lie in [0, " + std::to_string(batch) + ")");
+}
+
+template <typename T>
+void roi_align_forward_typed(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output, double scale_d,
+                             int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
+  const int64_t num_rois = rois.size(0), channels = input.size(1), height = input.size(2), width = input.size(3);
+  const T* in = input.data_ptr<T>();
+  const T* rp = rois.data_ptr<T>();
+  T* out = output.data_ptr<T>();
+  const T scale = static_cast<T>(scale_d);
+  const int64_t plane = height * width, bins = pooled_h * pooled_w;
+  at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
+    std::vector<Tap<T>> taps;
+    for (int64_t n = begin; n < end; ++n) {
+      RoiGeometry<T> g(rp + 5 * n, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+      roi_taps<T>(g, pooled_h, pooled_w, height, width, taps);
+      const int64_t per_bin = std::max<int64_t>(g.grid_h * g.grid_w, 0);
+      const T count = static_cast<T>(std::max<int64_t>(g.grid_h * g.grid_w, 1));
+      for (int64_t c = 0; c < channels; ++c) {
+        const T* src = in + (g.batch * channels + c) * plane;
+        T* dst = out + (n * channels + c) * bins;
+        const Tap<T>* tap = taps.data();
+        for (int64_t b = 0; b < bins; ++b) {
+          T acc = 0;
+          for (int64_t s = 0; s < per_bin; ++s, ++tap) {
+            acc += tap->w1 * src[tap->i1] + tap->w2 * src[tap->i2] + tap->w3 * src[tap->i3] + tap->w4 * src[tap->i4];
+          }
+          dst[b] = acc / count;
+        }
+      }
+    }
+  });
+}
+
+// Scatters the output gradient back through the bilinear taps. Parallel over channels: every thread owns whole
+// channel planes and visits RoIs, bins and samples in the same order as a serial pass, so sums are deterministic.
+template <typename T>
+void roi_align_backward_typed(const at::Tensor& grad, const at::Tensor& rois, at::Tensor& grad_input, double scale_d,
+                              int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
+  const int64_t num_rois = rois.size(0), channels = grad_input.size(1), height = grad_input.size(2),
+                width = grad_input.size(3);
+  const T* gp = grad.data_ptr<T>();
+  const T* rp = rois.data_ptr<T>();
+  T* gi = grad_input.data_ptr<T>();
+  const T scale = static_cast<T>(scale_d);
+  const int64_t plane = height * width, bins = pooled_h * pooled_w;
+  at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+    std::vector<Tap<T>> taps;
+    for (int64_t n = 0; n < num_rois; ++n) {
+      RoiGeometry<T> g(rp + 5 * n, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+      roi_taps<T>(g, pooled_h, pooled_w, height, width, taps);
+      const int64_t per_bin = std::max<int64_t>(g.grid_h * g.grid_w, 0);
+      const T count = static_cast<T>(g.grid_h * g.grid_w);
+      for (int64_t c = begin; c < end; ++c) {
+        T* dst = gi + (g.batch * channels + c) * plane;
+        const T* src = gp + (n * channels + c) * bins;
+        const Tap<T>* tap = taps.data();
+        for (int64_t b = 0; b < bins; ++b) {
+          const T go = src[b];
+          for (int64_t s = 0; s < per_bin; ++s, ++tap) {
+            if (!tap->valid) continue;
+            dst[tap->i1] += go * tap->w1 / count;
+            dst[tap->i2] += go * tap->w2 / count;
+            dst[tap->i3] += go * tap->w3 / count;
+            dst[tap->i4] += go * tap->w4 / count;
+          }
+        }
+      }
+    }
+  });
+}
+
+at::Tensor roi_align_forward_cpu(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h, int64_t pooled_w,
+                                 double scale, int64_t sampling_ratio, bool aligned) {
+  auto output = at::zeros({rois.size(0), input.size(1), pooled_h, pooled_w}, input.options());
+  if (output.numel() == 0) return output;
+  auto in = input.contiguous();
+  auto r = rois.contiguous();
+  if (input.scalar_type() == at::kFloat)
+    roi_align_forward_typed<float>(in, r, output, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+  else
+    roi_align_forward_typed<double>(in, r, output, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+  return output;
+}
+
+at::Tensor roi_align_backward_cpu(const at::Tensor& grad, const at::Tensor& rois, at::IntArrayRef input_shape,
+                                  int64_t pooled_h, int64_t pooled_w, double scale, int64_t sampling_ratio,
+                                  bool aligned) {
+  auto grad_input = at::zeros(input_shape, grad.options());
+  if (grad.numel() == 0) return grad_input;
+  auto g = grad.contiguous();
+  auto r = rois.contiguous();
+  if (grad.scalar_type() == at::kFloat)
+    roi_align_backward_typed<float>(g, r, grad_input, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+  else
+    roi_align_backward_typed<double>(g, r, grad_input, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+  return grad_input;
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct RoIAlignFunction : public torch::autograd::Function<RoIAlignFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h,
+                            int64_t pooled_w, double scale, int64_t sampling_ratio, bool aligned) {
+    ctx->saved_data["pooled_h"] = pooled_h;
+    ctx->saved_data["pooled_w"] = pooled_w;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["sampling_ratio"] = sampling_ratio;
+    ctx->saved_data["aligned"] = aligned;
+    ctx->saved_data["input_shape"] = input.sizes().vec();
+    ctx->save_for_backward({rois});
+    return roi_align_forward_cpu(input, rois, pooled_h, pooled_w, scale, sampling_ratio, aligned);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto rois = ctx->get_saved_variables()[0];
+    auto shape = ctx->saved_data["input_shape"].toIntVector();
+    auto grad_input = roi_align_backward_cpu(
+        grads[0], rois, shape, ctx->saved_data["pooled_h"].toInt(), ctx->saved_data["pooled_w"].toInt(),
+        ctx->saved_data["scale"].toDouble(), ctx->saved_data["sampling_ratio"].toInt(),
+        ctx->saved_data["aligned"].toBool());
+    return {grad_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// Per-axis bilinear data of sample coordinates `c` on an axis of `size` pixels (tensor-op path).
+struct AxisTaps {
+  at::Tensor low, high, w_low, w_high;  // indices (int64) and weights (zero where the sample is off the map)
+};
+
+AxisTaps axis_taps(at::Tensor c, int64_t size) {
+  auto valid = (c >= -1.0).logical_and(c <= static_cast<double>(size));
+  // Off-map (or NaN, from an empty sample grid) coordinates get weight 0; park them at 0 so indices stay valid.
+  c = at::where(valid, c, at::zeros({}, c.options())).clamp_min(0);
+  auto low = c.floor().to(at::kLong);
+  auto edge = low >= size - 1;
+  auto last = at::full({}, size - 1, low.options());
+  low = at::where(edge, last, low);
+  auto high = at::where(edge, last, low + 1);
+  c = at::where(edge, low.to(c.scalar_type()), c);
+  auto frac = c - low.to(c.scalar_type());
+  auto mask = valid.to(c.scalar_type());
+  return {low, high, (1. - frac) * mask, frac * mask};
+}
+
+// RoIAlign from ATen tensor operations: works on any device and in any floating dtype; autograd differentiates
+// it (the gathers scatter-add their gradients). Sample grids are padded to the largest grid among the RoIs and the
+// padding is masked out, so adaptive sampling works per RoI.
+at::Tensor roi_align_tensor_ops(const at::Tensor& input, const at::Tensor& rois_in, int64_t pooled_h, int64_t pooled_w,
+                                double scale, int64_t sampling_ratio, bool aligned) {
+  const int64_t num_rois = rois_in.size(0), height = input.size(2), width = input.size(3);
+  auto rois = rois_in.detach();
+  auto fopt = rois.options();
+  auto batch = rois.select(1, 0).to(at::kLong);
+  const double offset = aligned ? 0.5 : 0.0;
+  auto start_w = rois.select(1, 1) * scale - offset;
+  auto start_h = rois.select(1, 2) * scale - offset;
+  auto roi_w = (rois.select(1, 3) * scale - offset) - start_w;
+  auto roi_h = (rois.select(1, 4) * scale - offset) - start_h;
+  if (!aligned) {
+    roi_w = roi_w.clamp_min(1.0);
+    roi_h = roi_h.clamp_min(1.0);
+  }
+  auto bin_h = roi_h / static_cast<double>(pooled_h);
+  auto bin_w = roi_w / static_cast<double>(pooled_w);
+  at::Tensor grid_h, grid_w;
+  int64_t max_h, max_w;
+  if (sampling_ratio > 0) {
+    grid_h = at::full({num_rois}, sampling_ratio, fopt.dtype(at::kLong));
+    grid_w = grid_h;
+    max_h = max_w = sampling_ratio;
+  } else {
+    grid_h = at::ceil(roi_h / static_cast<double>(pooled_h)).to(at::kLong);
+    grid_w = at::ceil(roi_w / static_cast<double>(pooled_w)).to(at::kLong);
+    max_h = num_rois > 0 ? std::max<int64_t>(grid_h.max().item<int64_t>(), 1) : 1;
+    max_w = num_rois > 0 ? std::max<int64_t>(grid_w.max().item<int64_t>(), 1) : 1;
+  }
+  auto count = (grid_h * grid_w).clamp_min(1).to(rois.scalar_type());
+
+  // Sample coordinates: y [K, PH, GH] and x [K, PW, GW]; samples beyond a RoI's own grid are masked.
+  auto coords = [&](const at::Tensor& start, const at::Tensor& bin, const at::Tensor& grid, int64_t pooled,
+                    int64_t max_grid) {
+    auto p = at::arange(pooled, fopt).view({1, pooled, 1});
+    auto i = at::arange(max_grid, fopt).view({1, 1, max_grid});
+    auto s = start.view({-1, 1, 1}), b = bin.view({-1, 1, 1});
+    auto g = grid.view({-1, 1, 1});
+    auto c = s + p * b + (i + 0.5) * b / g.to(rois.scalar_type());
+    auto inside = (at::arange(max_grid, fopt.dtype(at::kLong)).view({1, 1, max_grid}) < g).to(rois.scalar_type());
+    return std::make_pair(c, inside);
+  };
+  auto [ys, ymask] = coords(start_h, bin_h, grid_h, pooled_h, max_h);
+  auto [xs, xmask] = coords(start_w, bin_w, grid_w, pooled_w, max_w);
+  auto ty = axis_taps(ys, height);
+  auto tx = axis_taps(xs, width);
+
+  // Gather from a channels-last view: result [K, PH, GH, PW, GW, C].
+  auto feature = input.permute({0, 2, 3, 1});
+  auto bidx = batch.view({-1, 1, 1, 1, 1});
+  auto out = at::Tensor();
+  const at::Tensor* yi[2] = {&ty.low, &ty.high};
+  const at::Tensor* yw[2] = {&ty.w_low, &ty.w_high};
+  const at::Tensor* xi[2] = {&tx.low, &tx.high};
+  const at::Tensor* xw[2] = {&tx.w_low, &tx.w_high};
+  for (int a = 0; a < 2; ++a) {
+    for (int b = 0; b < 2; ++b) {
+      auto values = feature.index({bidx, yi[a]->view({num_rois, pooled_h, max_h, 1, 1}),
+                                   xi[b]->view({num_rois, 1, 1, pooled_w, max_w})});
+      auto weight = ((*yw[a]) * ymask).view({num_rois, pooled_h, max_h, 1, 1, 1}) *
+                    ((*xw[b]) * xmask).view({num_rois, 1, 1, pooled_w, max_w, 1});
+      auto term = (values * weight.to(input.scalar_type())).sum(at::IntArrayRef{2, 4});
+      out = out.defined() ? out + term : term;
+    }
+  }
+  out = out / count.to(input.scalar_type()).view({-1, 1, 1, 1});
+  return out.permute({0, 3, 1, 2}).contiguous();
+}
+
+// path: 0 = automatic (CPU kernel for float32/float64 CPU tensors, tensor ops otherwise), 1 = kernel, 2 = tensor ops.
+at::Tensor roi_align_any(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h, int64_t pooled_w,
+                         double scale, int64_t sampling_ratio, bool aligned, int path) {
+  require(input.dim() == 4, "input must have shape [N, C, H, W], got " + shape_str(input));
+  require(rois.dim() == 2 && rois.size(1) == 5, "rois must have shape [K, 5], got " + shape_str(rois));
+  require(input.scalar_type() == rois.scalar_type(), "input and rois must have the same dtype");
+  require(input.device() == rois.device(), "input and rois must be on the same device");
+  require(pooled_h > 0 && pooled_w > 0, "output size must be positive");
+  const bool kernel_ok = input.device().is_cpu() && kernel_dtype(input);
+  const bool use_kernel = path == 1 || (path == 0 && kernel_ok);
+  if (use_kernel) {
+    require(kernel_ok, "the RoIAlign kernel needs float32 or float64 CPU tensors");
+    check_rois(rois, input.size(0));  // the kernel indexes memory with these values
+    if (c10::GradMode::is_enabled() && input.requires_grad())
+      return RoIAlignFunction::apply(input, rois.detach(), pooled_h, pooled_w, scale, sampling_ratio, aligned);
+    at::NoGradGuard no_grad;
+    return roi_align_forward_cpu(input.detach(), rois.detach(), pooled_h, pooled_w, scale, sampling_ratio, aligned);
+  }
+  return roi_align_tensor_ops(input, rois, pooled_h, pooled_w, scale, sampling_ratio, aligned);
+}
+
+// ---- RoIPool -------------------------------------------------------------------------------------------------
+
+template <typename T>
+void roi_pool_forward_typed(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output, at::Tensor& argmax,
+                            double scale_d, int64_t pooled_h, int64_t pooled_w) {
+  const int64_t num_rois = rois.size(0), channels = input.size(1), height = input.size(2), width = input.size(3);
+  const T* in = input.data_ptr<T>();
+  const T* rp = rois.data_ptr<T>();
+  T* out = output.data_ptr<T>();
+  int64_t* arg = argmax.data_ptr<int64_t>();
+  const T scale = static_cast<T>(scale_d);
+  const int64_t plane = height * width, bins = pooled_h * pooled_w;
+  at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      const T* roi = rp + 5 * n;
+      const int64_t batch = static_cast<int64_t>(roi[0]);
+      // RoI corners snap to the nearest pixel (halves away from zero); the RoI spans whole pixels inclusively.
+      const int64_t x0 = static_cast<int64_t>(std::round(roi[1] * scale));
+      const int64_t y0 = static_cast<int64_t>(std::round(roi[2] * scale));
+      const int64_t x1 = static_cast<int64_t>(std::round(roi[3] * scale));
+      const int64_t y1 = static_cast<int64_t>(std::round(roi[4] * scale));
+      const T bin_h = static_cast<T>(std::max<int64_t>(y1 - y0 + 1, 1)) / static_cast<T>(pooled_h);
+      const T bin_w = static_cast<T>(std::max<int64_t>(x1 - x0 + 1, 1)) / static_cast<T>(pooled_w);
+      for (int64_t ph = 0; ph < pooled_h; ++ph) {
+        const int64_t h_lo = std::clamp<int64_t>(
+            static_cast<int64_t>(std::floor(static_cast<T>(ph) * bin_h)) + y0, 0, height);
+        const int64_t h_hi = std::clamp<int64_t>(
+            static_cast<int64_t>(std::ceil(static_cast<T>(ph + 1) * bin_h)) + y0, 0, height);
+        for (int64_t pw = 0; pw < pooled_w; ++pw) {
+          const int64_t w_lo = std::clamp<int64_t>(
+              static_cast<int64_t>(std::floor(static_cast<T>(pw) * bin_w)) + x0, 0, width);
+          const int64_t w_hi = std::clamp<int64_t>(
+              static_cast<int64_t>(std::ceil(static_cast<T>(pw + 1) * bin_w)) + x0, 0, width);
+          const bool empty = h_hi <= h_lo || w_hi <= w_lo;
+          for (int64_t c = 0; c < channels; ++c) {
+            const T* src = in + (batch * channels + c) * plane;
+            T best = empty ? static_cast<T>(0) : static_cast<T>(-FLT_MAX);
+            int64_t where = -1;  // an empty bin passes no gradient
+            for (int64_t h = h_lo; h < h_hi; ++h) {
+              for (int64_t w = w_lo; w < w_hi; ++w) {
+                const T v = src[h * width + w];
+                if (v > best) {
+                  best = v;
+                  where = h * width + w;
+                }
+              }
+            }
+            const int64_t o = (n * channels + c) * bins + ph * pooled_w + pw;
+            out[o] = best;
+            arg[o] = where;
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void roi_pool_backward_typed(const at::Tensor& grad, const at::Tensor& rois, const at::Tensor& argmax,
+                             at::Tensor& grad_input) {
+  const int64_t num_rois = rois.size(0), channels = grad_input.size(1),
+                plane = grad_input.size(2) * grad_input.size(3), bins = grad.size(2) * grad.size(3);
+  const T* gp = grad.data_ptr<T>();
+  const T* rp = rois.data_ptr<T>();
+  const int64_t* arg = argmax.data_ptr<int64_t>();
+  T* gi = grad_input.data_ptr<T>();
+  at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = 0; n < num_rois; ++n) {
+      const int64_t batch = static_cast<int64_t>(rp[5 * n]);
+      for (int64_t c = begin; c < end; ++c) {
+        T* dst = gi + (batch * channels + c) * plane;
+        const int64_t o = (n * channels + c) * bins;
+        for (int64_t b = 0; b < bins; ++b) {
+          if (arg[o + b] >= 0) dst[arg[o + b]] += gp[o + b];
+        }
+      }
+    }
+  });
+}
+
+std::pair<at::Tensor, at::Tensor> roi_pool_forward_cpu(const at::Tensor& input, const at::Tensor& rois,
+                                                       int64_t pooled_h, int64_t pooled_w, double scale) {
+  auto output = at::zeros({rois.size(0), input.size(1), pooled_h, pooled_w}, input.options());
+  auto argmax = at::full(output.sizes(), -1, input.options().dtype(at::kLong));
+  if (output.numel() == 0) return {output, argmax};
+  auto in = input.contiguous();
+  auto r = rois.contiguous();
+  if (input.scalar_type() == at::kFloat)
+    roi_pool_forward_typed<float>(in, r, output, argmax, scale, pooled_h, pooled_w);
+  else
+    roi_pool_forward_typed<double>(in, r, output, argmax, scale, pooled_h, pooled_w);
+  return {output, argmax};
+}
+
+struct RoIPoolFunction : public torch::autograd::Function<RoIPoolFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h,
+                            int64_t pooled_w, double scale) {
+    auto [output, argmax] = roi_pool_forward_cpu(input, rois, pooled_h, pooled_w, scale);
+    ctx->saved_data["input_shape"] = input.sizes().vec();
+    ctx->save_for_backward({rois, argmax});
+    return output;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto shape = ctx->saved_data["input_shape"].toIntVector();
+    auto grad_input = at::zeros(shape, grads[0].options());
+    if (grads[0].numel() > 0) {
+      auto g = grads[0].contiguous();
+      auto r = saved[0].contiguous();
+      if (g.scalar_type() == at::kFloat)
+        roi_pool_backward_typed<float>(g, r, saved[1], grad_input);
+      else
+        roi_pool_backward_typed<double>(g, r, saved[1], grad_input);
+    }
+    return {grad_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor roi_pool_any(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h, int64_t pooled_w,
+                        double scale) {
+  require(input.dim() == 4, "input must have shape [N, C, H, W], got " + shape_str(input));
+  require(rois.dim() == 2 && rois.size(1) == 5, "rois must have shape [K, 5], got " + shape_str(rois));
+  require(input.scalar_type() == rois.scalar_type(), "input and rois must have the same dtype");
+  require(input.device() == rois.device(), "input and rois must be on the same device");
+  require(kernel_dtype(input), "RoIPool supports float32 and float64 tensors");
+  require(pooled_h > 0 && pooled_w > 0, "output size must be positive");
+  if (!input.device().is_cpu()) {
+    // Device-agnostic fallback: pool a host copy; the device moves are differentiable.
+    auto out = roi_pool_any(input.to(at::kCPU), rois.detach().to(at::kCPU), pooled_h, pooled_w, scale);
+    return out.to(input.device());
+  }
+  check_rois(rois, input.size(0));  // the kernel indexes memory with these values
+  if (c10::GradMode::is_enabled() && input.requires_grad())
+    return RoIPoolFunction::apply(input, rois.detach(), pooled_h, pooled_w, scale);
+  at::NoGradGuard no_grad;
+  return roi_pool_forward_cpu(input.detach(), rois.detach(), pooled_h, pooled_w, scale).first;
+}
+
+}  // namespace
+
+// ---- exports -------------------------------------------------------------------------------------------------
+
+MR_API mr_tensor mr_nms(mr_tensor boxes, mr_tensor scores, double iou_threshold) {
+  return wrap([&] { return nms_any(T(boxes), T(scores), iou_threshold); });
+}
+
+MR_API mr_tensor mr_batched_nms(mr_tensor boxes, mr_tensor scores, mr_tensor classes, double iou_threshold) {
+  return wrap([&] { return batched_nms_any(T(boxes), T(scores), T(classes), iou_threshold); });
+}
+
+MR_API mr_tensor mr_roi_align(mr_tensor input, mr_tensor rois, int64_t pooled_h, int64_t pooled_w, double scale,
+                              int64_t sampling_ratio, int aligned, int path) {
+  return wrap([&] {
+    return roi_align_any(T(input), T(rois), pooled_h, pooled_w, scale, sampling_ratio, aligned != 0, path);
+  });
+}
+
+MR_API mr_tensor mr_roi_pool(mr_tensor input, mr_tensor rois, int64_t pooled_h, int64_t pooled_w, double scale) {
+  return wrap([&] { return roi_pool_any(T(input), T(rois), pooled_h, pooled_w, scale); });
+}
+
+// Value checks for argument validation: 1 when every element is finite (0 otherwise, -1 on error).
+MR_API int mr_all_finite(mr_tensor h) {
+  return guard([&] {
+    const auto& t = T(h);
+    if (t.numel() == 0 || !at::isFloatingType(t.scalar_type())) return 1;
+    return at::isfinite(t.detach()).all().item<bool>() ? 1 : 0;
+  }, -1);
+}
+
+// 1 when any element is NaN (0 otherwise, -1 on error).
+MR_API int mr_any_nan(mr_tensor h) {
+  return guard([&] {
+    const auto& t = T(h);
+    if (t.numel() == 0 || !at::isFloatingType(t.scalar_type())) return 0;
+    return at::isnan(t.detach()).any().item<bool>() ? 1 : 0;
+  }, -1);
+}
+
+// Checks a RoI table [K, 5] against a batch of `batch` images: 0 = valid, 1 = non-finite values, 2 = a batch index
+// that is not an integer in [0, batch); -1 on error.
+MR_API int mr_check_rois(mr_tensor h, int64_t batch) {
+  return guard([&] {
+    auto r = T(h).detach().to(at::kDouble);
+    if (r.numel() == 0) return 0;
+    if (!at::isfinite(r).all().item<bool>()) return 1;
+    auto idx = r.select(1, 0);
+    auto ok = (idx >= 0).logical_and(idx < static_cast<double>(batch)).logical_and(idx == idx.trunc());
+    return ok.all().item<bool>() ? 0 : 2;
+  }, -1);
+}
