@@ -1,0 +1,54 @@
+namespace MaskRcnn.Net.Backbones;
+
+/// <summary>Configuration of a <see cref="ResNet"/> body.</summary>
+/// <param name="Depth">18 or 34 (basic blocks), 50, 101 or 152 (bottleneck blocks).</param>
+/// <param name="Norm">The normalisation layer after each convolution (torchvision's detection default is frozen BN).</param>
+public sealed record ResNetOptions(int Depth = 50, NormKind Norm = NormKind.FrozenBatchNorm)
+{
+    /// <summary>
+    /// Epsilon of every norm layer (default 1e-5). torchvision's v1 COCO Mask R-CNN checkpoint
+    /// (<c>maskrcnn_resnet50_fpn_coco-bf2d0c1e</c>) needs 0 with <see cref="NormKind.FrozenBatchNorm"/>.
+    /// </summary>
+    public double NormEps { get; init; } = 1e-5;
+
+    /// <summary>Number of groups when <see cref="Norm"/> is <see cref="NormKind.GroupNorm"/> (default 32).</summary>
+    public int GroupNormGroups { get; init; } = 32;
+
+    /// <summary>The depths <see cref="ResNet"/> supports.</summary>
+    public static IReadOnlyList<int> SupportedDepths { get; } = [18, 34, 50, 101, 152];
+
+    /// <summary>Residual blocks per stage (layer1..layer4) for <see cref="Depth"/>.</summary>
+    public IReadOnlyList<int> BlocksPerStage => Depth switch
+    {
+        18 => [2, 2, 2, 2],
+        34 => [3, 4, 6, 3],
+        50 => [3, 4, 6, 3],
+        101 => [3, 4, 23, 3],
+        152 => [3, 8, 36, 3],
+        _ => throw new ArgumentOutOfRangeException(nameof(Depth), Depth,
+            $"ResNet depth must be one of {string.Join(", ", SupportedDepths)}"),
+    };
+
+    /// <summary>True when the stages use <see cref="Bottleneck"/> blocks (depth 50 and deeper).</summary>
+    public bool UsesBottleneck => Depth >= 50;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        _ = BlocksPerStage;
+        if (!Enum.IsDefined(Norm))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Norm), Norm, "unknown norm kind");
+        }
+
+        if (!(NormEps >= 0) || double.IsInfinity(NormEps))
+        {
+            throw new ArgumentOutOfRangeException(nameof(NormEps), NormEps, "norm epsilon must be finite and non-negative");
+        }
+
+        if (Norm == NormKind.GroupNorm && GroupNormGroups < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(GroupNormGroups), GroupNormGroups, "group count must be positive");
+        }
+    }
+}
