@@ -14,15 +14,30 @@ namespace MaskRcnn.Net.Backbones;
 /// <list type="bullet">
 /// <item>FPN before torchvision 0.13 (<c>FeaturePyramidNetwork</c> version &lt; 2):
 /// <c>…inner_blocks.{i}.weight|bias</c> → <c>…inner_blocks.{i}.0.weight|bias</c>, same for <c>layer_blocks</c>.</item>
+/// <item>RPN head before torchvision 0.13 (<c>RPNHead</c> version &lt; 2): <c>…head.conv.weight|bias</c> →
+/// <c>…head.conv.0.0.weight|bias</c>.</item>
+/// <item>Mask head before torchvision 0.13 (<c>MaskRCNNHeads</c> version &lt; 2): <c>…mask_head.mask_fcn{n}.weight|bias</c>
+/// → <c>…mask_head.{n-1}.0.weight|bias</c>.</item>
 /// </list>
-/// RPN-head and mask-head renames belong here too.
+/// The legacy names are what torchvision's classic model-zoo files (e.g. the COCO Mask R-CNN checkpoint) contain.
 /// </remarks>
 public static partial class TorchvisionKeys
 {
-    private static readonly (Regex Pattern, string Replacement, string Reason)[] Rules =
+    private static readonly (Regex Pattern, MatchEvaluator Replacement, string Reason)[] Rules =
     [
-        (LegacyFpnBlock(), "${prefix}${block}.${index}.0.${param}", "FPN blocks wrapped in Conv2dNormActivation (torchvision 0.13)"),
+        (LegacyFpnBlock(), m => $"{m.Groups["prefix"].Value}{m.Groups["block"].Value}.{m.Groups["index"].Value}.0.{m.Groups["param"].Value}",
+            "FPN blocks wrapped in Conv2dNormActivation (torchvision 0.13)"),
+        (LegacyRpnConv(), m => $"{m.Groups["prefix"].Value}head.conv.0.0.{m.Groups["param"].Value}",
+            "RPN head conv wrapped in Conv2dNormActivation (torchvision 0.13)"),
+        (LegacyMaskFcn(), m => $"{m.Groups["prefix"].Value}mask_head.{int.Parse(m.Groups["n"].Value, System.Globalization.CultureInfo.InvariantCulture) - 1}.0.{m.Groups["param"].Value}",
+            "mask head convs wrapped in Conv2dNormActivation (torchvision 0.13)"),
     ];
+
+    [GeneratedRegex(@"^(?<prefix>(?:.*\.)?)head\.conv\.(?<param>weight|bias)$", RegexOptions.CultureInvariant)]
+    private static partial Regex LegacyRpnConv();
+
+    [GeneratedRegex(@"^(?<prefix>(?:.*\.)?)mask_head\.mask_fcn(?<n>[1-9]\d*)\.(?<param>weight|bias)$", RegexOptions.CultureInvariant)]
+    private static partial Regex LegacyMaskFcn();
 
     [GeneratedRegex(@"^(?<prefix>(?:.*\.)?)(?<block>inner_blocks|layer_blocks)\.(?<index>\d+)\.(?<param>weight|bias)$", RegexOptions.CultureInvariant)]
     private static partial Regex LegacyFpnBlock();
