@@ -49,18 +49,21 @@ public class RoIAlignTests(ITestOutputHelper output)
     internal static double MaxAbsDiff(Tensor actual, (double[] Data, long[] Shape) expected) =>
         actual.ToArray<double>().Zip(expected.Data, (a, e) => Math.Abs(a - e)).DefaultIfEmpty(0).Max();
 
-    [Fact]
-    public void Forward_and_input_gradient_match_torchvision_on_both_paths()
+    // 3 channels run the planar CPU kernel, 16 channels (with this many RoIs) the channels-last one.
+    [Theory]
+    [InlineData(3)]
+    [InlineData(16)]
+    public void Forward_and_input_gradient_match_torchvision_on_both_paths(int channels)
     {
         using var scope = Torch.NewDisposeScope();
         Torch.ManualSeed(7);
-        var x = Tensor.Randn([2, 3, 12, 16]);
+        var x = Tensor.Randn([2, channels, 12, 16]);
         var rois = MakeRois(1, 30);
         var inputs = new Dictionary<string, Tensor> { ["x"] = x, ["rois"] = rois };
         for (var i = 0; i < Configs.Length; i++)
         {
             var c = Configs[i];
-            inputs[$"g{i}"] = Tensor.Randn([rois.Size(0), 3, c.Height, c.Width]);
+            inputs[$"g{i}"] = Tensor.Randn([rois.Size(0), channels, c.Height, c.Width]);
         }
 
         var configs = string.Join(", ", Configs.Select(c =>
@@ -87,7 +90,9 @@ public class RoIAlignTests(ITestOutputHelper output)
                 var grad = xg.Grad!;
                 var what = $"{path} aligned={c.Aligned} sampling={c.Sampling} scale={c.Scale} out={c.Height}x{c.Width}";
                 Assertions.AllClose(y, expected[$"y{i}"], atol: 1e-5, what: $"forward {what}");
-                Assertions.AllClose(grad, expected[$"gx{i}"], atol: 1e-5, what: $"gradient {what}");
+                // The tensor-op fallback accumulates gradients with index_put (a different summation order than
+                // torchvision's serial loop), so its float32 sums may differ in the last bits: 5e-5 there, 1e-5 for the kernel.
+                Assertions.AllClose(grad, expected[$"gx{i}"], atol: path == RoIAlign.Path.Kernel ? 1e-5 : 5e-5, what: $"gradient {what}");
                 output.WriteLine($"{what}: max |Δ| forward {MaxAbsDiff(y, expected[$"y{i}"]):E2}, gradient {MaxAbsDiff(grad, expected[$"gx{i}"]):E2}");
             }
         }
