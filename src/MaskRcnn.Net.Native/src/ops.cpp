@@ -2,6 +2,8 @@
 // compact. The codes are mirrored by the managed enums UnaryOp, BinaryOp and ReduceOp.
 #include "mr_common.h"
 
+#include <cmath>
+
 using namespace mr;
 
 namespace {
@@ -159,17 +161,18 @@ MR_API int mr_fill_(mr_tensor h, double d, int64_t i, int is_int) {
 MR_API int mr_zero_(mr_tensor h) { return run([&] { h->zero_(); }); }
 MR_API int mr_uniform_(mr_tensor h, double from, double to) { return run([&] { h->uniform_(from, to); }); }
 MR_API int mr_normal_(mr_tensor h, double mean, double std) { return run([&] { h->normal_(mean, std); }); }
+// Bounds of a clamp: whole-number bounds of an integer tensor stay integers, so the result keeps its dtype.
+static c10::optional<at::Scalar> bound(const at::Tensor& t, double v, int has) {
+  if (!has) return c10::nullopt;
+  if (!at::isFloatingType(t.scalar_type()) && std::floor(v) == v && std::abs(v) < 9.2e18)
+    return at::Scalar(static_cast<int64_t>(v));
+  return at::Scalar(v);
+}
 MR_API mr_tensor mr_clamp(mr_tensor h, double lo, int has_lo, double hi, int has_hi) {
-  return wrap([&] {
-    return at::clamp(T(h), has_lo ? c10::optional<at::Scalar>(lo) : c10::nullopt,
-                     has_hi ? c10::optional<at::Scalar>(hi) : c10::nullopt);
-  });
+  return wrap([&] { return at::clamp(T(h), bound(T(h), lo, has_lo), bound(T(h), hi, has_hi)); });
 }
 MR_API int mr_clamp_(mr_tensor h, double lo, int has_lo, double hi, int has_hi) {
-  return run([&] {
-    h->clamp_(has_lo ? c10::optional<at::Scalar>(lo) : c10::nullopt,
-              has_hi ? c10::optional<at::Scalar>(hi) : c10::nullopt);
-  });
+  return run([&] { h->clamp_(bound(T(h), lo, has_lo), bound(T(h), hi, has_hi)); });
 }
 MR_API mr_tensor mr_clamp_t(mr_tensor h, mr_tensor lo, mr_tensor hi) {
   return wrap([&] { return at::clamp(T(h), opt(lo), opt(hi)); });

@@ -71,6 +71,10 @@ public class TensorOpsTests
         Tensor.Where(mask, t, t.Neg()).ToArray<float>().Should().Equal(5, -1, 4, -2, 3, -0f);
         t.Clamp(1, 4).ToArray<float>().Should().Equal(4, 1, 4, 2, 3, 1);
         t.Clamp(min: 2).ToArray<float>().Should().Equal(5, 2, 4, 2, 3, 2);
+        var ints = Tensor.FromArray(new long[] { -3, 0, 7 });
+        ints.Clamp(min: 0).DType.Should().Be(DType.Int64, "whole-number bounds keep an integer tensor integer");
+        ints.Clamp(min: 0, max: 5).ToArray<long>().Should().Equal(0, 0, 5);
+        ints.Clamp(max: 0.5).DType.Should().Be(DType.Float32, "a fractional bound promotes like PyTorch");
         FluentActions.Invoking(() => t.IndexSelect(1, Tensor.FromArray(new long[] { 3 }))).Should().Throw<TorchException>();
     }
 

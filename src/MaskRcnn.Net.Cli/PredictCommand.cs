@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using MaskRcnn.Net.Core.Imaging;
+
+namespace MaskRcnn.Net.Cli;
+
+/// <summary>
+/// <c>maskrcnn predict --weights FILE [--num-classes 91] [--score-threshold 0.05] [--warmup] --json OUT.json
+/// [--overlay-dir DIR] IMAGE...</c>
+/// </summary>
+internal static class PredictCommand
+{
+    public static Command Create()
+    {
+        var weights = new Option<string>("--weights") { Description = "torchvision maskrcnn_resnet50_fpn state dict (.pth, .safetensors) or a model saved by MaskRcnn.Net", Required = true };
+        var numClasses = new Option<int?>("--num-classes") { Description = "classes including background for a torchvision state dict (default 91)" };
+        var scoreThreshold = new Option<double>("--score-threshold") { Description = "minimum detection score", DefaultValueFactory = _ => 0.05 };
+        var warmup = new Option<bool>("--warmup") { Description = "run each image once untimed before the timed run" };
+        var json = new Option<string>("--json") { Description = "output JSON file", Required = true };
+        var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its detections drawn here" };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads" };
+        var images = new Argument<string[]>("IMAGE") { Arity = ArgumentArity.OneOrMore, Description = "JPEG or PNG files" };
+        var command = new Command("predict", "Detect and segment objects in images")
+        {
+            weights, numClasses, scoreThreshold, warmup, json, overlayDir, threads, images,
+        };
+        command.SetAction(parse => Run(
+            parse.GetValue(weights)!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
+            parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!));
+        return command;
+    }
+
+    private static int Run(string weights, int? numClasses, double scoreThreshold, bool warmup, string jsonPath,
+        string? overlayDir, int? threads, string[] images)
+    {
+        if (threads is { } t)
+        {
+            Core.Torch.NumThreads = t;
+        }
+
+        using var model = LoadModel(weights, numClasses, scoreThreshold);
+        if (overlayDir is not null)
+        {
+            Directory.CreateDirectory(overlayDir);
+        }
+
+        var results = new List<object>();
+        foreach (var path in images)
+        {
+            using var image = ImageCodec.Decode(path, ImageReadMode.Rgb);
+            if (warmup)
+            {
+                model.Predict(image);
+            }
+
+            var sw = Stopwatch.StartNew();
+            var result = model.Predict(image);
+            var seconds = sw.Elapsed.TotalSeconds;
+            Console.Error.WriteLine($"{path}: {result.Detections.Count} detections in {seconds:0.000} s");
+            results.Add(new
+            {
+                image = path,
+                width = result.Width,
+                height = result.Height,
+                seconds,
+                detections = result.Detections.Select(d => new
+                {
+                    label = d.Label,
+                    score = d.Score,
+                    box = new[] { d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2 },
+                    mask_rle = d.ToRle() is { } rle ? new { size = new[] { rle.Height, rle.Width }, counts = rle.ToCompressedString() } : null,
+                }).ToArray(),
+            });
+            if (overlayDir is not null)
+            {
+                var name = Path.GetFileNameWithoutExtension(path) + ".png";
+                Visualizer.Save(image, result, Path.Combine(overlayDir, name));
+            }
+        }
+
+        var dir = Path.GetDirectoryName(Path.GetFullPath(jsonPath));
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { results }, new JsonSerializerOptions { WriteIndented = false }));
+        return 0;
+    }
+
+    internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold)
+    {
+        if (!File.Exists(weights))
+        {
+            throw new FileNotFoundException($"weights file {weights} does not exist", weights);
+        }
+
+        if (MaskRcnnModel.IsSavedModel(weights))
+        {
+            var saved = MaskRcnnModel.Load(weights);
+            if (scoreThreshold is null || numClasses is not null && numClasses != saved.Config.NumClasses)
+            {
+                if (numClasses is not null && numClasses != saved.Config.NumClasses)
+                {
+                    saved.Dispose();
+                    throw new ArgumentException($"--num-classes {numClasses} does not match the saved model's {saved.Config.NumClasses} classes");
+                }
+
+                return saved;
+            }
+
+            var config = saved.Config with { RoIHeads = saved.Config.RoIHeads with { ScoreThreshold = scoreThreshold.Value } };
+            saved.Dispose();
+            return new MaskRcnnBuilder(config).WithWeights(weights).Build();
+        }
+
+        var builder = new MaskRcnnBuilder().WithNumClasses(numClasses ?? 91).WithWeights(weights);
+        if (scoreThreshold is { } s)
+        {
+            builder.WithScoreThreshold(s);
+        }
+
+        return builder.Build();
+    }
+}

@@ -1,0 +1,281 @@
+using MaskRcnn.Net.Backbones;
+using MaskRcnn.Net.Core;
+using MaskRcnn.Net.Core.Checkpoints;
+using MaskRcnn.Net.Core.Detection;
+using MaskRcnn.Net.Core.Masks;
+using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Heads;
+
+namespace MaskRcnn.Net;
+
+/// <summary>
+/// A Mask R-CNN: transform → backbone (+FPN) → region proposal network → RoI heads → detections at the original
+/// image size. Build one with <see cref="MaskRcnnBuilder"/> or <see cref="Load"/>. State-dict keys equal
+/// torchvision's <c>maskrcnn_resnet50_fpn</c> (<c>backbone.*</c>, <c>rpn.*</c>, <c>roi_heads.*</c>).
+/// </summary>
+/// <remarks>
+/// Thread safety: once in evaluation mode (the state after <see cref="MaskRcnnBuilder.Build"/> or <see cref="Load"/>),
+/// <see cref="Predict(ImageSource)"/> may be called from several threads at once — each call runs in its own
+/// dispose scope and inference mode and only reads the weights. Training, <see cref="Module.Train"/>,
+/// <see cref="Module.To(Device)"/> and loading weights must not overlap with predictions.
+/// </remarks>
+public sealed class MaskRcnnModel : Module
+{
+    private const string ConfigMetadataKey = "maskrcnn.net.config";
+    private readonly IReadOnlyList<string> poolerFeatureNames;
+
+    internal MaskRcnnModel(MaskRcnnConfig config, Module backbone, RegionProposalNetwork rpn, RoIHeads roiHeads)
+    {
+        Config = config;
+        Backbone = backbone as IBackbone ?? throw new ArgumentException("the backbone must implement IBackbone", nameof(backbone));
+        RegisterModule("backbone", backbone);
+        Rpn = RegisterModule("rpn", rpn);
+        RoIHeads = RegisterModule("roi_heads", roiHeads);
+        Transform = new ImageTransform(config.Transform);
+        poolerFeatureNames = backbone is BackboneWithFpn fpn ? fpn.LevelNames : Backbone.FeatureNames.Where(n => n != "pool").ToArray();
+    }
+
+    /// <summary>The configuration the model was built from.</summary>
+    public MaskRcnnConfig Config { get; }
+
+    /// <summary>Backbone with FPN.</summary>
+    public IBackbone Backbone { get; }
+
+    /// <summary>Region proposal network.</summary>
+    public RegionProposalNetwork Rpn { get; }
+
+    /// <summary>Box and mask heads.</summary>
+    public RoIHeads RoIHeads { get; }
+
+    /// <summary>Resize/normalise/batch transform.</summary>
+    public ImageTransform Transform { get; }
+
+    /// <summary>The device the weights live on.</summary>
+    public Device Device { get; private set; } = Device.Cpu;
+
+    /// <summary>Moves the model to a device (inputs are moved there by <see cref="Predict(ImageSource)"/>).</summary>
+    public MaskRcnnModel ToDevice(Device device)
+    {
+        To(device);
+        Device = device;
+        return this;
+    }
+
+    private (ImageBatch Batch, FeatureMaps Features, IReadOnlyList<DetectionTarget>? Targets) Prepare(
+        IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget>? targets)
+    {
+        var (batch, resizedTargets) = Transform.Forward(images, targets, IsTraining);
+        var features = Backbone.Forward(batch.Images);
+        return (batch, features, resizedTargets);
+    }
+
+    private IReadOnlyList<Tensor> PoolerFeatures(FeatureMaps features) => poolerFeatureNames.Select(n => features[n]).ToArray();
+
+    /// <summary>
+    /// Training forward pass on float [3, H, W] images in [0, 1] (on the model's device) with their targets: returns
+    /// the five named losses (<see cref="LossDictionary"/>). Call <see cref="Module.Train"/> first.
+    /// </summary>
+    public LossDictionary ComputeLosses(IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget> targets)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        if (!IsTraining)
+        {
+            throw new InvalidOperationException("ComputeLosses needs training mode: call Train() first");
+        }
+
+        using var scope = Torch.NewDisposeScope();
+        var (batch, features, resized) = Prepare(images, targets);
+        var (proposals, rpnLosses) = Rpn.Forward(batch, features.Tensors, resized);
+        var (_, headLosses) = RoIHeads.Forward(PoolerFeatures(features), proposals, batch.Sizes, resized);
+        var losses = new LossDictionary();
+        foreach (var (k, v) in rpnLosses.Concat(headLosses))
+        {
+            losses[k] = v.MoveToOuterDisposeScope();
+        }
+
+        return losses;
+    }
+
+    /// <summary>
+    /// Inference on float [3, H, W] images in [0, 1] (on the model's device): detections per image as tensors at
+    /// the original size, masks as [D, 1, H, W] probabilities. The caller owns the returned tensors.
+    /// </summary>
+    public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (IsTraining)
+        {
+            throw new InvalidOperationException("prediction needs evaluation mode: call Eval() first");
+        }
+
+        using var scope = Torch.NewDisposeScope();
+        var (batch, features, _) = Prepare(images, null);
+        var (proposals, _) = Rpn.Forward(batch, features.Tensors);
+        var (detections, _) = RoIHeads.Forward(PoolerFeatures(features), proposals, batch.Sizes);
+        var result = new List<DetectionTensors>();
+        for (var i = 0; i < detections.Count; i++)
+        {
+            var original = new ImageSize((int)images[i].Size(1), (int)images[i].Size(2));
+            var d = Transform.Postprocess(detections[i], batch.Sizes[i], original);
+            d.Boxes.MoveToOuterDisposeScope();
+            d.Scores.MoveToOuterDisposeScope();
+            d.Labels.MoveToOuterDisposeScope();
+            d.Masks?.MoveToOuterDisposeScope();
+            result.Add(d);
+        }
+
+        return result;
+    }
+
+    /// <summary>Detects and segments the objects in one image.</summary>
+    public ImageDetections Predict(ImageSource image) => Predict([image])[0];
+
+    /// <summary>Detects and segments the objects in several images, run as one batch.</summary>
+    public IReadOnlyList<ImageDetections> Predict(IReadOnlyList<ImageSource> images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.Count == 0)
+        {
+            return [];
+        }
+
+        using var inference = Torch.InferenceMode();
+        using var scope = Torch.NewDisposeScope();
+        var inputs = images.Select(LoadAsFloat).ToArray();
+        var detections = Detect(inputs);
+        return detections.Select((d, i) => ToDotNet(d, (int)inputs[i].Size(2), (int)inputs[i].Size(1))).ToArray();
+    }
+
+    private Tensor LoadAsFloat(ImageSource source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        using var rgb = source.LoadRgb();
+        using var onDevice = rgb.To(Device, DType.Float32);
+        return onDevice / 255.0;
+    }
+
+    /// <summary>Converts tensor detections of one image to plain .NET objects (boxes, labels, scores, binary masks).</summary>
+    public ImageDetections ToDotNet(DetectionTensors d, int width, int height)
+    {
+        ArgumentNullException.ThrowIfNull(d);
+        using var scope = Torch.NewDisposeScope();
+        var boxes = d.Boxes.ToArray<float>();
+        var scores = d.Scores.ToArray<float>();
+        var labels = d.Labels.ToArray<long>();
+        byte[]? maskBytes = null;
+        if (d.Masks is { } m && labels.Length > 0)
+        {
+            maskBytes = m.Gt(Config.MaskThreshold).To(DType.UInt8).ToArray<byte>();
+        }
+
+        var plane = (long)width * height;
+        var list = new List<Detection>(labels.Length);
+        for (var i = 0; i < labels.Length; i++)
+        {
+            BinaryMask? mask = maskBytes is null ? null : BinaryMask.FromBytes(maskBytes.AsSpan((int)(i * plane), (int)plane), height, width);
+            var label = (int)labels[i];
+            list.Add(new Detection(new BoundingBox(boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]),
+                label, Config.ClassName(label), scores[i], mask));
+        }
+
+        return new ImageDetections(width, height, list);
+    }
+
+    /// <summary>
+    /// Loads torchvision weights (a <c>maskrcnn_resnet50_fpn</c> state dict as <c>.pth</c> — either torch.save
+    /// format — or <c>.safetensors</c>), applying torchvision's legacy key renames. Strict by default: a missing,
+    /// unexpected or wrong-shaped key throws <see cref="CheckpointMismatchException"/> naming it.
+    /// </summary>
+    public LoadStateDictResult LoadTorchvisionWeights(string path, bool strict = true)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        {
+            var tensors = SafeTensors.Load(path);
+            try
+            {
+                return TorchvisionKeys.LoadStateDict(this, tensors, strict);
+            }
+            finally
+            {
+                foreach (var t in tensors.Values)
+                {
+                    t.Dispose();
+                }
+            }
+        }
+
+        using var sd = TorchCheckpoint.Load(path);
+        return TorchvisionKeys.LoadStateDict(this, sd, strict);
+    }
+
+    /// <summary>
+    /// Saves the weights as safetensors with the configuration in its metadata, plus the same configuration as a
+    /// JSON file next to it (<c>model.safetensors</c> → <c>model.json</c>). <see cref="Load"/> restores both.
+    /// </summary>
+    public void Save(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var json = Config.ToJson();
+        var tensors = StateDict().ToDictionary(kv => kv.Key, kv => kv.Value);
+        SafeTensors.Save(path, tensors, new Dictionary<string, string> { [ConfigMetadataKey] = json, ["format"] = "pt" });
+        File.WriteAllText(Path.ChangeExtension(path, ".json"), json);
+    }
+
+    /// <summary>True when <paramref name="path"/> is a safetensors file written by <see cref="Save"/>.</summary>
+    public static bool IsSavedModel(string path) =>
+        path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) &&
+        SafeTensors.ReadMetadata(path).ContainsKey(ConfigMetadataKey);
+
+    /// <summary>Loads a model written by <see cref="Save"/> (weights + configuration) in evaluation mode.</summary>
+    public static MaskRcnnModel Load(string path, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var metadata = SafeTensors.ReadMetadata(path);
+        string json;
+        if (metadata.TryGetValue(ConfigMetadataKey, out var embedded))
+        {
+            json = embedded;
+        }
+        else
+        {
+            var sidecar = Path.ChangeExtension(path, ".json");
+            if (!File.Exists(sidecar))
+            {
+                throw new FileNotFoundException($"{path} has no model configuration in its metadata and {sidecar} does not exist", sidecar);
+            }
+
+            json = File.ReadAllText(sidecar);
+        }
+
+        var config = MaskRcnnConfig.FromJson(json);
+        var model = new MaskRcnnBuilder(config).WithDevice(Device.Cpu).Build();
+        try
+        {
+            var tensors = SafeTensors.Load(path);
+            try
+            {
+                model.LoadStateDict(tensors);
+            }
+            finally
+            {
+                foreach (var t in tensors.Values)
+                {
+                    t.Dispose();
+                }
+            }
+
+            if (device is { } d)
+            {
+                model.ToDevice(d);
+            }
+
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+}

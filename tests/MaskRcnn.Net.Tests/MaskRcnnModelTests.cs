@@ -1,0 +1,185 @@
+using MaskRcnn.Net.Backbones;
+using MaskRcnn.Net.Core.Checkpoints;
+using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Heads;
+
+namespace MaskRcnn.Net.Tests;
+
+/// <summary>Builder, replaceable stages, save/load, concurrency and bad input on a small (ResNet-18, 128 px) model.</summary>
+public class MaskRcnnModelTests
+{
+    /// <summary>A custom mask head: one 3×3 conv + ReLU. Plugged in through the builder below.</summary>
+    private sealed class TinyMaskHead : Module, IMaskHead
+    {
+        private readonly Conv2d conv;
+
+        public TinyMaskHead(int inChannels, int outChannels)
+        {
+            conv = RegisterModule("conv", new Conv2d(inChannels, outChannels, 3, padding: 1));
+            OutChannels = outChannels;
+        }
+
+        public int OutChannels { get; }
+
+        public Tensor Forward(Tensor pooled) => conv.Forward(pooled).ReluInPlace();
+    }
+
+    private static MaskRcnnBuilder Small() => new MaskRcnnBuilder()
+        .WithBackbone(18, NormKind.FrozenBatchNorm)
+        .WithClasses("tumor", "other")
+        .WithImageSize(128, 160)
+        .WithScoreThreshold(0.0);
+
+    [Fact]
+    public void Custom_mask_head_unit_tests_alone_and_plugs_into_the_model()
+    {
+        // Alone: a [K, 256, 14, 14] pooled input gives [K, 8, 14, 14] non-negative features.
+        using (var head = new TinyMaskHead(256, 8))
+        using (var scope = Torch.NewDisposeScope())
+        {
+            var y = head.Forward(Tensor.Randn([5, 256, 14, 14]));
+            y.Shape.Should().Equal(5, 8, 14, 14);
+            y.Min().ItemDouble().Should().BeGreaterThanOrEqualTo(0);
+        }
+
+        // In the model: its parameters appear under roi_heads.mask_head and predictions use it.
+        using var model = Small().WithMaskHead(c => new TinyMaskHead(c, 8)).Build();
+        model.RoIHeads.MaskHead.Should().BeOfType<TinyMaskHead>();
+        model.StateDict().Select(kv => kv.Key).Should().Contain("roi_heads.mask_head.conv.weight")
+            .And.Contain("roi_heads.mask_predictor.conv5_mask.weight");
+        model.RoIHeads.MaskPredictor!.NumClasses.Should().Be(3);
+        var result = model.Predict(RepoPaths.MriImage(0));
+        result.Detections.Should().OnlyContain(d => d.Mask != null && d.Mask.Width == result.Width);
+    }
+
+    [Fact]
+    public void State_dict_keys_follow_torchvision_maskrcnn_layout()
+    {
+        using var model = new MaskRcnnBuilder().Build();
+        var keys = model.StateDict().Select(kv => kv.Key).ToList();
+        keys.Should().Contain(["backbone.body.conv1.weight", "backbone.body.layer4.2.bn3.running_var", "backbone.fpn.inner_blocks.3.0.weight",
+            "backbone.fpn.layer_blocks.0.0.bias", "rpn.head.conv.0.0.weight", "rpn.head.cls_logits.weight", "rpn.head.bbox_pred.bias",
+            "roi_heads.box_head.fc6.weight", "roi_heads.box_head.fc7.bias", "roi_heads.box_predictor.cls_score.weight",
+            "roi_heads.box_predictor.bbox_pred.weight", "roi_heads.mask_head.0.0.weight", "roi_heads.mask_head.3.0.bias",
+            "roi_heads.mask_predictor.conv5_mask.weight", "roi_heads.mask_predictor.mask_fcn_logits.bias"]);
+        model.StateDict().Single(kv => kv.Key == "roi_heads.box_predictor.bbox_pred.weight").Value.Shape.Should().Equal(91 * 4, 1024);
+    }
+
+    [Fact]
+    public void Save_and_load_round_trip_gives_identical_predictions()
+    {
+        var dir = Directory.CreateTempSubdirectory("mr_model_").FullName;
+        try
+        {
+            using var model = Small().Build();
+            var path = Path.Combine(dir, "model.safetensors");
+            model.Save(path);
+            File.Exists(Path.Combine(dir, "model.json")).Should().BeTrue();
+            using var loaded = MaskRcnnModel.Load(path);
+            loaded.Config.ClassNames.Should().Equal("__background__", "tumor", "other");
+            loaded.Config.Transform.MinSizes.Should().Equal(128);
+            var a = model.Predict(RepoPaths.MriImage(1));
+            var b = loaded.Predict(RepoPaths.MriImage(1));
+            b.Detections.Select(d => (d.Label, d.Score, d.Box)).Should().Equal(a.Detections.Select(d => (d.Label, d.Score, d.Box)));
+            b.Detections.Select(d => d.Mask).Should().Equal(a.Detections.Select(d => d.Mask));
+            a.Detections.Should().NotBeEmpty();
+            a.Detections.Select(d => d.ClassName).Should().OnlyContain(n => n == "tumor" || n == "other");
+
+            // The builder also accepts our own saved file as weights.
+            using var viaBuilder = Small().WithWeights(path).Build();
+            viaBuilder.Predict(RepoPaths.MriImage(1)).Detections.Select(d => d.Score).Should().Equal(a.Detections.Select(d => d.Score));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Concurrent_predictions_on_one_model_agree_with_sequential_ones()
+    {
+        using var model = Small().Build();
+        var expected = model.Predict(RepoPaths.MriImage(2)).Detections.Select(d => d.Score).ToArray();
+        var results = new float[4][];
+        Parallel.For(0, 4, i => results[i] = model.Predict(RepoPaths.MriImage(2)).Detections.Select(d => d.Score).ToArray());
+        results.Should().AllSatisfy(r => r.Should().Equal(expected));
+    }
+
+    [Fact]
+    public void All_input_kinds_give_the_same_result_and_batches_match_single_images()
+    {
+        using var model = Small().Build();
+        var path = RepoPaths.MriImage(0);
+        var fromPath = model.Predict(path).Detections.Select(d => d.Score).ToArray();
+        model.Predict(File.ReadAllBytes(path)).Detections.Select(d => d.Score).Should().Equal(fromPath);
+        using (var stream = File.OpenRead(path))
+        {
+            model.Predict(stream).Detections.Select(d => d.Score).Should().Equal(fromPath);
+        }
+
+        using (var gray = Core.Imaging.ImageCodec.Decode(path))
+        {
+            model.Predict(gray).Detections.Select(d => d.Score).Should().Equal(fromPath);
+        }
+
+        var batch = model.Predict(new ImageSource[] { path, RepoPaths.MriImage(1) });
+        batch.Should().HaveCount(2);
+        batch[0].Detections.Select(d => d.Label).Should().Equal(model.Predict(path).Detections.Select(d => d.Label));
+    }
+
+    [Fact]
+    public void Bad_input_throws_typed_exceptions()
+    {
+        using var model = Small().Build();
+        FluentActions.Invoking(() => model.Predict(new byte[] { 1, 2, 3 })).Should().Throw<Core.Imaging.ImageDecodeException>();
+        FluentActions.Invoking(() => model.Predict("/nonexistent/x.jpg")).Should().Throw<IOException>();
+        using (var wrong = Tensor.Zeros([2, 8, 8], DType.UInt8))
+        {
+            FluentActions.Invoking(() => model.Predict(wrong)).Should().Throw<ArgumentException>().WithMessage("*[2, 8, 8]*");
+        }
+
+        FluentActions.Invoking(() => new MaskRcnnBuilder().WithNumClasses(1).Build()).Should().Throw<ArgumentException>().WithMessage("*NumClasses*");
+        FluentActions.Invoking(() => new MaskRcnnBuilder().WithBackbone(18).WithWeights(Path.Combine(Path.GetTempPath(), "missing.pth")).Build())
+            .Should().Throw<IOException>();
+        model.Train();
+        FluentActions.Invoking(() => model.Predict(RepoPaths.MriImage(0))).Should().Throw<InvalidOperationException>().WithMessage("*Eval*");
+    }
+
+    [Fact]
+    public void Wrong_shaped_weights_name_the_key_and_both_shapes()
+    {
+        var dir = Directory.CreateTempSubdirectory("mr_w_").FullName;
+        try
+        {
+            using var model = Small().Build();
+            var path = Path.Combine(dir, "w.safetensors");
+            SafeTensors.Save(path, model.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value));
+            // A 91-class model cannot take the 3-class predictor.
+            FluentActions.Invoking(() => new MaskRcnnBuilder().WithBackbone(18).WithImageSize(128, 160).WithWeights(path).Build())
+                .Should().Throw<CheckpointMismatchException>().WithMessage("*roi_heads.box_predictor.cls_score.weight*[3, 1024]*[91, 1024]*");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Training_forward_returns_the_five_torchvision_losses_and_they_backpropagate()
+    {
+        using var model = Small().WithBackbone(18, NormKind.FrozenBatchNorm, trainableLayers: 2).Build();
+        model.Train();
+        using var scope = Torch.NewDisposeScope();
+        Torch.ManualSeed(0);
+        var image = Tensor.Rand([3, 120, 150]);
+        var masks = Tensor.Zeros([1, 120, 150], DType.UInt8);
+        masks.Narrow(1, 30, 40).Narrow(2, 50, 30).FillInPlace(1L);
+        var target = new DetectionTarget(Tensor.FromArray(new float[] { 50, 30, 80, 70 }, 1, 4), Tensor.FromArray(new long[] { 1 }), masks);
+        var losses = model.ComputeLosses([image], [target]);
+        losses.Keys.Should().BeEquivalentTo("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask");
+        losses.Values.Should().OnlyContain(l => double.IsFinite(l.ItemDouble()) && l.ItemDouble() >= 0);
+        losses.Total().Backward();
+        model.TrainableParameters().Should().OnlyContain(p => p.Grad != null);
+        model.NamedParameters().Where(p => p.Name.StartsWith("backbone.body.layer1", StringComparison.Ordinal)).Should().OnlyContain(p => !p.Parameter.RequiresGrad);
+    }
+}
