@@ -35,10 +35,7 @@ internal static class PredictCommand
     private static int Run(string weights, int? numClasses, double scoreThreshold, bool warmup, string jsonPath,
         string? overlayDir, int? threads, string[] images)
     {
-        if (threads is { } t)
-        {
-            Core.Torch.NumThreads = t;
-        }
+        Program.SetThreads(threads);
 
         using var model = LoadModel(weights, numClasses, scoreThreshold);
         if (overlayDir is not null)

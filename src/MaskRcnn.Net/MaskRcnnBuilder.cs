@@ -28,6 +28,7 @@ public sealed class MaskRcnnBuilder
     private Device device = Device.Cpu;
     private string? weightsPath;
     private bool weightsStrict = true;
+    private bool weightsSkipShapeMismatches;
     private Func<MaskRcnnConfig, Module>? backboneFactory;
     private Func<int, int, IRpnHead>? rpnHeadFactory;
     private Func<int, int, IBoxHead>? boxHeadFactory;
@@ -109,11 +110,16 @@ public sealed class MaskRcnnBuilder
     /// <summary>Mask probability threshold of the returned binary masks.</summary>
     public MaskRcnnBuilder WithMaskThreshold(double threshold) => Configure(c => c with { MaskThreshold = threshold });
 
-    /// <summary>Weights to load after building: a torchvision state dict (.pth / .safetensors) or a model saved with <see cref="MaskRcnnModel.Save"/>.</summary>
-    public MaskRcnnBuilder WithWeights(string path, bool strict = true)
+    /// <summary>
+    /// Weights to load after building: a torchvision state dict (.pth / .safetensors) or a model saved with
+    /// <see cref="MaskRcnnModel.Save"/>. With <paramref name="skipShapeMismatches"/>, layers whose shape differs
+    /// (the class-specific predictors when fine-tuning COCO weights on other classes) keep their initialisation.
+    /// </summary>
+    public MaskRcnnBuilder WithWeights(string path, bool strict = true, bool skipShapeMismatches = false)
     {
         weightsPath = path ?? throw new ArgumentNullException(nameof(path));
         weightsStrict = strict;
+        weightsSkipShapeMismatches = skipShapeMismatches;
         return this;
     }
 
@@ -214,7 +220,7 @@ public sealed class MaskRcnnBuilder
                 }
                 else
                 {
-                    model.LoadTorchvisionWeights(weightsPath, weightsStrict);
+                    model.LoadTorchvisionWeights(weightsPath, weightsStrict, weightsSkipShapeMismatches);
                 }
             }
 

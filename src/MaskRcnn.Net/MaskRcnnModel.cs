@@ -5,6 +5,7 @@ using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.Masks;
 using MaskRcnn.Net.Core.NN;
 using MaskRcnn.Net.Heads;
+using MaskRcnn.Net.Training;
 
 namespace MaskRcnn.Net;
 
@@ -19,7 +20,7 @@ namespace MaskRcnn.Net;
 /// dispose scope and inference mode and only reads the weights. Training, <see cref="Module.Train"/>,
 /// <see cref="Module.To(Device)"/> and loading weights must not overlap with predictions.
 /// </remarks>
-public sealed class MaskRcnnModel : Module
+public sealed class MaskRcnnModel : Module, ITrainableDetector
 {
     private const string ConfigMetadataKey = "maskrcnn.net.config";
     private readonly IReadOnlyList<string> poolerFeatureNames;
@@ -49,6 +50,9 @@ public sealed class MaskRcnnModel : Module
 
     /// <summary>Resize/normalise/batch transform.</summary>
     public ImageTransform Transform { get; }
+
+    /// <inheritdoc />
+    Module ITrainableDetector.Module => this;
 
     /// <summary>The device the weights live on.</summary>
     public Device Device { get; private set; } = Device.Cpu;
@@ -186,7 +190,13 @@ public sealed class MaskRcnnModel : Module
     /// format — or <c>.safetensors</c>), applying torchvision's legacy key renames. Strict by default: a missing,
     /// unexpected or wrong-shaped key throws <see cref="CheckpointMismatchException"/> naming it.
     /// </summary>
-    public LoadStateDictResult LoadTorchvisionWeights(string path, bool strict = true)
+    /// <param name="path">The weights file.</param>
+    /// <param name="strict">Fail on missing or unexpected keys.</param>
+    /// <param name="skipShapeMismatches">Leave parameters whose shape differs from the file's at their
+    /// initial values instead of failing (fine-tuning COCO weights for other classes: the class-specific layers
+    /// <c>cls_score</c>, <c>bbox_pred</c> and <c>mask_fcn_logits</c> keep their fresh initialisation).
+    /// Implies a non-strict load of those keys.</param>
+    public LoadStateDictResult LoadTorchvisionWeights(string path, bool strict = true, bool skipShapeMismatches = false)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
@@ -194,7 +204,7 @@ public sealed class MaskRcnnModel : Module
             var tensors = SafeTensors.Load(path);
             try
             {
-                return TorchvisionKeys.LoadStateDict(this, tensors, strict);
+                return LoadNormalized(tensors, strict, skipShapeMismatches);
             }
             finally
             {
@@ -206,7 +216,34 @@ public sealed class MaskRcnnModel : Module
         }
 
         using var sd = TorchCheckpoint.Load(path);
-        return TorchvisionKeys.LoadStateDict(this, sd, strict);
+        return LoadNormalized(sd, strict, skipShapeMismatches);
+    }
+
+    private LoadStateDictResult LoadNormalized(IEnumerable<KeyValuePair<string, Tensor>> stateDict, bool strict, bool skipShapeMismatches)
+    {
+        var normalized = TorchvisionKeys.NormalizeFor(this, stateDict);
+        if (!skipShapeMismatches)
+        {
+            return LoadStateDict(normalized, strict);
+        }
+
+        var own = StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Shape);
+        var fitting = normalized.Where(kv => !own.TryGetValue(kv.Key, out var shape) || shape.SequenceEqual(kv.Value.Shape))
+            .ToDictionary(kv => kv.Key, kv => kv.Value);
+        var skipped = normalized.Keys.Where(k => !fitting.ContainsKey(k)).ToHashSet();
+        var result = LoadStateDict(fitting, strict: false);
+        var missing = result.MissingKeys.Where(k => !skipped.Contains(k)).ToList();
+        if (strict && (missing.Count > 0 || result.UnexpectedKeys.Count > 0))
+        {
+            throw new CheckpointMismatchException(
+                $"state dict does not match the model: missing {string.Join(", ", missing.Take(10))}; unexpected {string.Join(", ", result.UnexpectedKeys.Take(10))}")
+            {
+                MissingKeys = missing,
+                UnexpectedKeys = result.UnexpectedKeys,
+            };
+        }
+
+        return result;
     }
 
     /// <summary>

@@ -1,0 +1,78 @@
+using System.CommandLine;
+using System.Diagnostics;
+using MaskRcnn.Net.Backbones;
+using MaskRcnn.Net.Training;
+
+namespace MaskRcnn.Net.Cli;
+
+/// <summary>
+/// <c>maskrcnn demo</c>: trains Mask R-CNN from scratch on the shipped brain-MRI tumour data (COCO JSON from
+/// makesense.ai), evaluates it on the held-out patients with COCO AP, and writes the validation images with their
+/// predicted masks, boxes and scores drawn on them.
+/// </summary>
+internal static class DemoCommand
+{
+    public static Command Create()
+    {
+        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => Path.Combine("artifacts", "demo") };
+        var data = new Option<string?>("--data") { Description = "folder with train/ and val/ (default: the shipped data/brain-tumor)" };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 12 };
+        var imageSize = new Option<int>("--image-size") { DefaultValueFactory = _ => 256 };
+        var threads = new Option<int?>("--threads");
+        var command = new Command("demo", "Train on the shipped brain-tumour MRI data, evaluate, and draw the predicted masks")
+        {
+            output, data, epochs, imageSize, threads,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            Program.SetThreads(parse.GetValue(threads));
+            var root = parse.GetValue(data) ?? FindShippedData();
+            var outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
+            var train = CocoDataset.Load(Path.Combine(root, "train", "annotations.json"), Path.Combine(root, "train", "images"));
+            var val = CocoDataset.Load(Path.Combine(root, "val", "annotations.json"), Path.Combine(root, "val", "images"));
+            var clock = Stopwatch.StartNew();
+            var size = parse.GetValue(imageSize);
+            var settings = new TrainSettings(train, null, Path.Combine(outDir, "model.safetensors"), parse.GetValue(epochs), BatchSize: 4,
+                LearningRate: 0.02, ImageSize: size, MaxSize: size, Depth: 18, Norm: NormKind.GroupNorm, TrainableLayers: 5,
+                InitWeights: null, Seed: 0, OverlayDir: null, FpnChannels: 128, RoIsPerImage: 128);
+            using var model = TrainCommand.Run(settings, ct);
+            var trainMinutes = clock.Elapsed.TotalMinutes;
+            var overlays = Path.Combine(outDir, "overlays");
+            var result = EvalCommand.Run(model, val, overlays, ct);
+            var report = $"""
+                MaskRcnn.Net demo: Mask R-CNN (ResNet-18 + 128-channel FPN, GroupNorm, trained from scratch) on brain-MRI tumours
+                train: {train.Count} images, validation: {val.Count} images (held-out patients), {settings.Epochs} epochs at {size} px
+                training time: {trainMinutes:F1} min on {Core.Torch.NumThreads} threads
+                validation box AP {result.Boxes.AP:F3}, AP50 {result.Boxes.AP50:F3}; mask AP {result.Masks?.AP ?? -1:F3}, AP50 {result.Masks?.AP50 ?? -1:F3}
+
+                Boxes (bbox):
+                {result.Boxes.Summary}
+                Masks (segm):
+                {result.Masks?.Summary}
+                """;
+            File.WriteAllText(Path.Combine(outDir, "metrics.txt"), report);
+            Console.WriteLine(report);
+            Console.WriteLine($"pictures: {Path.GetFullPath(overlays)}");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static string FindShippedData()
+    {
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "data", "brain-tumor");
+                if (File.Exists(Path.Combine(candidate, "train", "annotations.json")))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        throw new DirectoryNotFoundException("the shipped data/brain-tumor folder was not found; pass --data DIR (a folder with train/ and val/)");
+    }
+}

@@ -1,0 +1,67 @@
+using System.CommandLine;
+
+namespace MaskRcnn.Net.Cli;
+
+/// <summary><c>maskrcnn eval</c>: COCO box and mask AP of a model on an annotated dataset.</summary>
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var weights = new Option<string>("--weights") { Description = "a model saved by maskrcnn train (or a torchvision state dict with --num-classes)", Required = true };
+        var numClasses = new Option<int?>("--num-classes") { Description = "classes including background, for a torchvision state dict" };
+        var format = new Option<DatasetFormat>("--format") { DefaultValueFactory = _ => DatasetFormat.Coco };
+        var data = new Option<string>("--data") { Description = "annotations (COCO/VIA JSON, or a LabelMe folder)", Required = true };
+        var images = new Option<string?>("--images") { Description = "images folder (default: 'images' next to the JSON)" };
+        var defaultClass = new Option<string?>("--default-class");
+        var classAttribute = new Option<string?>("--class-attribute");
+        var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its predictions drawn here" };
+        var threads = new Option<int?>("--threads");
+        var command = new Command("eval", "Evaluate a model with COCO's box and mask AP")
+        {
+            weights, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, threads,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            Program.SetThreads(parse.GetValue(threads));
+            var dataset = DatasetLoader.Load(parse.GetValue(format), parse.GetValue(data)!, parse.GetValue(images), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
+            using var model = PredictCommand.LoadModel(parse.GetValue(weights)!, parse.GetValue(numClasses), null);
+            Run(model, dataset, parse.GetValue(overlayDir), ct);
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    public static ModelEvaluationResult Run(MaskRcnnModel model, Training.IDetectionDataset dataset, string? overlayDir, CancellationToken ct)
+    {
+        var result = ModelEvaluation.Evaluate(model, dataset, new Progress<EvaluationProgress>(p =>
+        {
+            if (p.Done % 10 == 0 || p.Done == p.Total)
+            {
+                Console.Error.WriteLine($"evaluated {p.Done}/{p.Total} images");
+            }
+        }), ct);
+        Console.WriteLine("Boxes (bbox):");
+        Console.WriteLine(result.Boxes.Summary);
+        if (result.Masks is not null)
+        {
+            Console.WriteLine("Masks (segm):");
+            Console.WriteLine(result.Masks.Summary);
+        }
+
+        if (overlayDir is not null)
+        {
+            Directory.CreateDirectory(overlayDir);
+            for (var i = 0; i < dataset.Count; i++)
+            {
+                var sample = dataset.GetSample(i);
+                using var image = sample.LoadImage();
+                Visualizer.Save(image, result.Predictions[i], Path.Combine(overlayDir, Path.GetFileNameWithoutExtension(sample.FileName) + ".png"),
+                    new VisualizerOptions(MinScore: 0.5));
+            }
+
+            Console.Error.WriteLine($"wrote {dataset.Count} overlays to {overlayDir}");
+        }
+
+        return result;
+    }
+}
