@@ -1,20 +1,7 @@
+using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.Masks;
 
 namespace MaskRcnn.Net;
-
-/// <summary>An axis-aligned box in image pixels, (X1, Y1) top-left and (X2, Y2) bottom-right.</summary>
-/// <param name="X1">Left.</param>
-/// <param name="Y1">Top.</param>
-/// <param name="X2">Right.</param>
-/// <param name="Y2">Bottom.</param>
-public readonly record struct BoundingBox(float X1, float Y1, float X2, float Y2)
-{
-    /// <summary>X2 − X1.</summary>
-    public float Width => X2 - X1;
-
-    /// <summary>Y2 − Y1.</summary>
-    public float Height => Y2 - Y1;
-}
 
 /// <summary>One detected object instance: box, class, score and (for Mask R-CNN) its full-image binary mask.</summary>
 /// <param name="Box">Bounding box in the original image's pixels.</param>

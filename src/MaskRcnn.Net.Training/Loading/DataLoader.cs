@@ -108,6 +108,12 @@ public sealed class DataLoader
             {
                 while (channel.Reader.TryRead(out var batch))
                 {
+                    if (cancellationToken.IsCancellationRequested)
+                    {
+                        batch.Dispose();
+                        cancellationToken.ThrowIfCancellationRequested();
+                    }
+
                     yield return batch;
                 }
             }

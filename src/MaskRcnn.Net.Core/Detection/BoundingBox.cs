@@ -1,4 +1,4 @@
-namespace MaskRcnn.Net.Training;
+namespace MaskRcnn.Net.Core.Detection;
 
 /// <summary>An axis-aligned box (x1, y1, x2, y2) in image pixels; x2 and y2 are exclusive edges (x2 = x1 + width).</summary>
 /// <param name="X1">Left edge.</param>
