@@ -10,25 +10,51 @@ internal static class EvalCommand
         var weights = new Option<string>("--weights") { Description = "a model saved by maskrcnn train (or a torchvision state dict with --num-classes)", Required = true };
         var numClasses = new Option<int?>("--num-classes") { Description = "classes including background, for a torchvision state dict" };
         var format = new Option<DatasetFormat>("--format") { DefaultValueFactory = _ => DatasetFormat.Coco };
-        var data = new Option<string>("--data") { Description = "annotations (COCO/VIA JSON, or a LabelMe folder)", Required = true };
+        var data = new Option<string>("--dataset") { Description = "annotations (COCO/VIA JSON, or a LabelMe folder)", Required = true };
         var images = new Option<string?>("--images") { Description = "images folder (default: 'images' next to the JSON)" };
         var defaultClass = new Option<string?>("--default-class");
         var classAttribute = new Option<string?>("--class-attribute");
         var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its predictions drawn here" };
+        var jsonOut = new Option<string?>("--json") { Description = "write {\"bbox\":{\"AP\":..},\"segm\":{..}} here" };
         var threads = new Option<int?>("--threads");
         var command = new Command("eval", "Evaluate a model with COCO's box and mask AP")
         {
-            weights, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, threads,
+            weights, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, threads,
         };
         command.SetAction((parse, ct) =>
         {
             Program.SetThreads(parse.GetValue(threads));
             var dataset = DatasetLoader.Load(parse.GetValue(format), parse.GetValue(data)!, parse.GetValue(images), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
             using var model = PredictCommand.LoadModel(parse.GetValue(weights)!, parse.GetValue(numClasses), null);
-            Run(model, dataset, parse.GetValue(overlayDir), ct);
+            var result = Run(model, dataset, parse.GetValue(overlayDir), ct);
+            if (parse.GetValue(jsonOut) is { } path)
+            {
+                WriteMetrics(result, path);
+            }
+
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>Writes <c>{"bbox": {"AP": …, "AP50": …, …}, "segm": {…}}</c>.</summary>
+    public static void WriteMetrics(ModelEvaluationResult result, string path)
+    {
+        static Dictionary<string, double> Stats(Training.Evaluation.CocoEvaluationResult r) =>
+            Training.Evaluation.CocoEvaluationResult.StatNames.Select((n, i) => (n, r.Stats[i])).ToDictionary(x => x.n, x => x.Item2);
+        var metrics = new Dictionary<string, Dictionary<string, double>> { ["bbox"] = Stats(result.Boxes) };
+        if (result.Masks is not null)
+        {
+            metrics["segm"] = Stats(result.Masks);
+        }
+
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        File.WriteAllText(path, System.Text.Json.JsonSerializer.Serialize(metrics, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
     public static ModelEvaluationResult Run(MaskRcnnModel model, Training.IDetectionDataset dataset, string? overlayDir, CancellationToken ct)

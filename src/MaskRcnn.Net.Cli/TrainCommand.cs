@@ -33,18 +33,18 @@ internal static class TrainCommand
     {
         var format = new Option<DatasetFormat>("--format") { Description = "coco, via or labelme", DefaultValueFactory = _ => DatasetFormat.Coco };
         var trainJson = new Option<string>("--train") { Description = "training annotations (COCO/VIA JSON file, or a LabelMe folder)", Required = true };
-        var trainImages = new Option<string?>("--train-images") { Description = "images folder (default: 'images' next to the JSON)" };
+        var trainImages = new Option<string?>("--images") { Description = "training images folder (default: 'images' next to the JSON)" };
         var valJson = new Option<string?>("--val") { Description = "validation annotations (evaluated after each epoch)" };
         var valImages = new Option<string?>("--val-images") { Description = "validation images folder" };
         var defaultClass = new Option<string?>("--default-class") { Description = "VIA: class of regions without a class attribute" };
         var classAttribute = new Option<string?>("--class-attribute") { Description = "VIA: region attribute holding the class" };
-        var output = new Option<string>("--out") { Description = "where to save the model (.safetensors + .json)", DefaultValueFactory = _ => "model.safetensors" };
+        var output = new Option<string>("--out") { Description = "output folder: model.safetensors + model.json", Required = true };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 12 };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 2 };
         var lr = new Option<double>("--lr") { Description = "base learning rate", DefaultValueFactory = _ => 0.01 };
-        var size = new Option<int>("--image-size") { Description = "shorter side after resizing", DefaultValueFactory = _ => 512 };
+        var size = new Option<int>("--min-size") { Description = "shorter side after resizing", DefaultValueFactory = _ => 512 };
         var maxSize = new Option<int>("--max-size") { Description = "longer side limit", DefaultValueFactory = _ => 853 };
-        var depth = new Option<int>("--backbone") { Description = "ResNet depth 18/34/50/101", DefaultValueFactory = _ => 50 };
+        var depth = new Option<string>("--backbone") { Description = "resnet18, resnet34, resnet50 or resnet101", DefaultValueFactory = _ => "resnet50" };
         var norm = new Option<NormKind>("--norm") { Description = "BatchNorm, FrozenBatchNorm or GroupNorm", DefaultValueFactory = _ => NormKind.FrozenBatchNorm };
         var trainable = new Option<int>("--trainable-layers") { DefaultValueFactory = _ => 3 };
         var init = new Option<string?>("--weights") { Description = "initial weights, e.g. torchvision COCO maskrcnn_resnet50_fpn (class layers re-initialised)" };
@@ -62,13 +62,26 @@ internal static class TrainCommand
             var train = DatasetLoader.Load(f, parse.GetValue(trainJson)!, parse.GetValue(trainImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
             var valPath = parse.GetValue(valJson);
             var val = valPath is null ? null : DatasetLoader.Load(f, valPath, parse.GetValue(valImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
-            var settings = new TrainSettings(train, val, parse.GetValue(output)!, parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr),
-                parse.GetValue(size), parse.GetValue(maxSize), parse.GetValue(depth), parse.GetValue(norm), parse.GetValue(trainable),
+            var settings = new TrainSettings(train, val, Path.Combine(parse.GetValue(output)!, "model.safetensors"), parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr),
+                parse.GetValue(size), parse.GetValue(maxSize), ParseBackbone(parse.GetValue(depth)!), parse.GetValue(norm), parse.GetValue(trainable),
                 parse.GetValue(init), parse.GetValue(seed), null);
             Run(settings, ct);
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>Parses "resnet50" (or "50") into a ResNet depth.</summary>
+    public static int ParseBackbone(string name)
+    {
+        var digits = name.StartsWith("resnet", StringComparison.OrdinalIgnoreCase) ? name[6..] : name;
+        if (int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var depth) &&
+            ResNetOptions.SupportedDepths.Contains(depth))
+        {
+            return depth;
+        }
+
+        throw new ArgumentException($"--backbone {name} is not one of resnet18, resnet34, resnet50, resnet101");
     }
 
     /// <summary>Builds, trains, evaluates and saves; returns the trained model (evaluation mode).</summary>

@@ -10,6 +10,19 @@ public readonly record struct BoundingBox(float X1, float Y1, float X2, float Y2
     /// <summary>X2 − X1.</summary>
     public float Width => X2 - X1;
 
+    /// <summary>Width × height (0 for degenerate boxes).</summary>
+    public double Area => IsDegenerate ? 0 : (double)(X2 - X1) * (Y2 - Y1);
+
+    /// <summary>Intersection over union with another box (0 when both are empty).</summary>
+    public double Iou(BoundingBox other)
+    {
+        var w = Math.Min(X2, other.X2) - Math.Max(X1, other.X1);
+        var h = Math.Min(Y2, other.Y2) - Math.Max(Y1, other.Y1);
+        var inter = w > 0 && h > 0 ? (double)w * h : 0;
+        var union = Area + other.Area - inter;
+        return union > 0 ? inter / union : 0;
+    }
+
     /// <summary>Y2 − Y1.</summary>
     public float Height => Y2 - Y1;
 

@@ -1,0 +1,92 @@
+using MaskRcnn.Net.Backbones;
+using MaskRcnn.Net.Core.Detection;
+using MaskRcnn.Net.Core.Masks;
+using MaskRcnn.Net.Training;
+
+namespace MaskRcnn.Net.Tests;
+
+/// <summary>Reports synchronously on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
+
+/// <summary>The trainer really fits data: a small model overfits one annotated image.</summary>
+public class TrainingTests
+{
+    private static DetectionDataset OneImageDataset(string dir)
+    {
+        // A bright 40x30 rectangle on a dark 128x128 image, annotated with its box and mask.
+        using var image = Tensor.Zeros([3, 128, 128], DType.UInt8);
+        image.Narrow(1, 40, 30).Narrow(2, 50, 40).FillInPlace(220L);
+        var path = Path.Combine(dir, "rect.png");
+        Core.Imaging.ImageCodec.SavePng(image, path);
+        var bits = new bool[128 * 128];
+        for (var y = 40; y < 70; y++)
+        {
+            for (var x = 50; x < 90; x++)
+            {
+                bits[y * 128 + x] = true;
+            }
+        }
+
+        var annotation = new Annotation(new BoundingBox(50, 40, 90, 70), 1, BinaryMask.FromBools(bits, 128, 128));
+        var sample = new DatasetSample(1, "rect.png", 128, 128, [annotation]) { ImagePath = path };
+        return new DetectionDataset(["__background__", "rect"], [sample]);
+    }
+
+    [Fact]
+    public void Trainer_overfits_one_image_and_the_model_then_finds_the_object()
+    {
+        var dir = Directory.CreateTempSubdirectory("mr_train_").FullName;
+        try
+        {
+            Torch.ManualSeed(1);
+            var dataset = OneImageDataset(dir);
+            using var model = new MaskRcnnBuilder().WithClasses("rect").WithBackbone(18, NormKind.GroupNorm, 5, outChannels: 64)
+                .WithImageSize(128, 128).WithRoIHeads(new Heads.RoIHeadsOptions(BatchSizePerImage: 64)).Build();
+            var loader = new DataLoader(dataset, new DataLoaderOptions(BatchSize: 1, Shuffle: false, Prefetch: 0));
+            var losses = new List<double>();
+            var trainer = new Trainer(model, new TrainerOptions(Epochs: 60, LearningRate: 0.01, WarmupIterations: 5));
+            var summaries = trainer.Train(e => loader.GetBatches(e), loader.BatchCount, new SyncProgress<TrainingProgress>(p => losses.Add(p.TotalLoss)));
+            summaries.Should().HaveCount(60);
+            var first = summaries.Take(3).Average(s => s.MeanTotalLoss);
+            var last = summaries.TakeLast(3).Average(s => s.MeanTotalLoss);
+            last.Should().BeLessThan(first * 0.3, $"training must reduce the loss (first {first:F3}, last {last:F3})");
+            model.IsTraining.Should().BeFalse("the trainer leaves the model in evaluation mode");
+
+            var result = model.Predict(Path.Combine(dir, "rect.png"));
+            result.Detections.Should().NotBeEmpty();
+            var best = result.Detections[0];
+            best.Label.Should().Be(1);
+            var iou = best.Box.Iou(new BoundingBox(50, 40, 90, 70));
+            iou.Should().BeGreaterThan(0.5, $"the top detection {best.Box} should cover the rectangle");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Training_stops_on_cancellation()
+    {
+        var dir = Directory.CreateTempSubdirectory("mr_train_").FullName;
+        try
+        {
+            var dataset = OneImageDataset(dir);
+            using var model = new MaskRcnnBuilder().WithClasses("rect").WithBackbone(18, NormKind.GroupNorm, 5, outChannels: 64).WithImageSize(128, 128).Build();
+            var loader = new DataLoader(dataset, new DataLoaderOptions(BatchSize: 1, Shuffle: false));
+            using var cts = new CancellationTokenSource();
+            var trainer = new Trainer(model, new TrainerOptions(Epochs: 1000));
+            var act = () => trainer.Train(e => loader.GetBatches(e, cts.Token), loader.BatchCount,
+                new SyncProgress<TrainingProgress>(p => { if (p.Epoch >= 1) cts.Cancel(); }), cancellationToken: cts.Token);
+            act.Should().Throw<OperationCanceledException>();
+            model.IsTraining.Should().BeFalse();
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}
