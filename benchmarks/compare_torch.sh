@@ -2,7 +2,8 @@
 # Runs our BenchmarkDotNet benchmarks and the same operations in Debian's python3-torch / torchvision on identical
 # inputs (same seeds; our ManualSeed reproduces torch's CPU random streams) and thread count, then prints
 # ours/torch time ratios (< 1 means we are faster).
-# Usage: bash benchmarks/compare_torch.sh [binding|kernels|all]
+# Both sides report medians. BenchmarkDotNet runs its short job unless BDN_ARGS is set (e.g. BDN_ARGS="" for the
+# default job). Usage: bash benchmarks/compare_torch.sh [binding|kernels|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -18,7 +19,7 @@ esac
 rm -rf "$out/results"
 # shellcheck disable=SC2086
 dotnet run -c Release --project benchmarks/MaskRcnn.Net.Benchmarks -- --filter $filter \
-  --artifacts "$out" --exporters csv > "$out/bdn.log"
+  --artifacts "$out" --exporters csv ${BDN_ARGS:---job short} > "$out/bdn.log"
 /usr/bin/python3 - "$out/results" "$threads" <<'PY'
 import csv, glob, os, sys, timeit, torch
 import torch.nn.functional as F
@@ -28,8 +29,10 @@ results, threads = sys.argv[1], int(sys.argv[2])
 torch.set_num_threads(threads)
 
 def best(f, number, repeat=5):
+    # Median of repeats, like BenchmarkDotNet's Median column that we compare with.
     f()
-    return min(timeit.repeat(f, number=number, repeat=repeat)) / number * 1e9  # ns per call
+    times = sorted(timeit.repeat(f, number=number, repeat=repeat))
+    return times[len(times) // 2] / number * 1e9  # ns per call
 
 def binding():
     torch.manual_seed(0)
@@ -93,7 +96,7 @@ def fmt(ns):
 print(f"{'benchmark':<28} {'ours':>12} {'torch':>12} {'ours/torch':>11}")
 for row in rows:
     key = (row['Method'], row.get('Boxes', ''))
-    ours = to_ns(row['Mean'])
+    ours = to_ns(row['Median'] if row.get('Median') else row['Mean'])
     name = row['Method'] + (f"({key[1]})" if key[1] else '')
     ref = torch_ns.get(key)
     ratio = f"{ours / ref:>11.2f}" if ref else f"{'n/a':>11}"

@@ -10,6 +10,7 @@ namespace MaskRcnn.Net.Benchmarks;
 /// disposed immediately, as model code does through dispose scopes.
 /// </summary>
 [MemoryDiagnoser(displayGenColumns: false)]
+[MedianColumn]
 public class BindingBenchmarks
 {
     private Tensor convInput = null!;

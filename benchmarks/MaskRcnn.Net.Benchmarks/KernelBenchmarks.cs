@@ -10,6 +10,7 @@ namespace MaskRcnn.Net.Benchmarks;
 /// the same inputs — generated from the same seed, which reproduces torch's random streams — and prints ratios).
 /// </summary>
 [MemoryDiagnoser(displayGenColumns: false)]
+[MedianColumn]
 public class KernelBenchmarks
 {
     private Tensor feature = null!;
@@ -73,6 +74,7 @@ public class KernelBenchmarks
 
 /// <summary>NMS at IoU 0.5 over 1000 / 4000 / 12000 boxes (the sizes RPN and RoI heads see).</summary>
 [MemoryDiagnoser(displayGenColumns: false)]
+[MedianColumn]
 public class NmsBenchmarks
 {
     private Tensor boxes = null!;
