@@ -162,6 +162,11 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
     public ImageDetections ToDotNet(DetectionTensors d, int width, int height)
     {
         ArgumentNullException.ThrowIfNull(d);
+        if (d.Masks is { } maskTensor && (maskTensor.Size(-2) != height || maskTensor.Size(-1) != width))
+        {
+            throw new ArgumentException($"masks are {maskTensor.Size(-1)}x{maskTensor.Size(-2)} but the image size given is {width}x{height}", nameof(width));
+        }
+
         using var scope = Torch.NewDisposeScope();
         var boxes = d.Boxes.ToArray<float>();
         var scores = d.Scores.ToArray<float>();
