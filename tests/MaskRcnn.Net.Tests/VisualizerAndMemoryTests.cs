@@ -6,6 +6,13 @@ using MaskRcnn.Net.Core.Masks;
 
 namespace MaskRcnn.Net.Tests;
 
+/// <summary>RSS is process-wide: memory tests run alone, after every parallel test of the assembly.</summary>
+[CollectionDefinition("memory", DisableParallelization = true)]
+public sealed class MemoryCollection
+{
+}
+
+[Collection("memory")]
 public class VisualizerAndMemoryTests
 {
     [Fact]

@@ -3,6 +3,13 @@ using MaskRcnn.Net.Core.Tests.TestSupport;
 
 namespace MaskRcnn.Net.Core.Tests.Tensors;
 
+/// <summary>RSS is process-wide: memory tests run alone, after every parallel test of the assembly.</summary>
+[CollectionDefinition("memory", DisableParallelization = true)]
+public sealed class MemoryCollection
+{
+}
+
+[Collection("memory")]
 public class AutogradAndScopeTests
 {
     [Fact]
