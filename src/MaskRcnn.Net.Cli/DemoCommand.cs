@@ -33,9 +33,14 @@ internal static class DemoCommand
             var val = CocoDataset.Load(Path.Combine(root, "val", "annotations.json"), Path.Combine(root, "val", "images"));
             var clock = Stopwatch.StartNew();
             var size = parse.GetValue(imageSize);
-            var settings = new TrainSettings(train, null, Path.Combine(outDir, "model.safetensors"), parse.GetValue(epochs), BatchSize: 4,
+            var settings = new TrainSettings(train, null, outDir, parse.GetValue(epochs), BatchSize: 4,
                 LearningRate: 0.02, ImageSize: size, MaxSize: size, Depth: 18, Norm: NormKind.GroupNorm, TrainableLayers: 5,
-                InitWeights: null, Seed: 0, OverlayDir: null, FpnChannels: 128, RoIsPerImage: 128);
+                InitWeights: null, Seed: 0)
+            {
+                FpnChannels = 128,
+                RoIsPerImage = 128,
+                ValidateEvery = int.MaxValue,
+            };
             using var model = TrainCommand.Run(settings, ct);
             var trainMinutes = clock.Elapsed.TotalMinutes;
             var overlays = Path.Combine(outDir, "overlays");

@@ -22,7 +22,8 @@ namespace MaskRcnn.Net;
 /// </remarks>
 public sealed class MaskRcnnModel : Module, ITrainableDetector
 {
-    private const string ConfigMetadataKey = "maskrcnn.net.config";
+    /// <summary>Safetensors metadata key under which <see cref="Save"/> stores the model configuration JSON.</summary>
+    public const string ConfigMetadataKey = "maskrcnn.net.config";
     private readonly IReadOnlyList<string> poolerFeatureNames;
 
     internal MaskRcnnModel(MaskRcnnConfig config, Module backbone, RegionProposalNetwork rpn, RoIHeads roiHeads)

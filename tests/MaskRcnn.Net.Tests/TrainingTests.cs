@@ -48,7 +48,7 @@ public class TrainingTests
             var loader = new DataLoader(dataset, new DataLoaderOptions(BatchSize: 1, Shuffle: false, Prefetch: 0));
             var losses = new List<double>();
             var trainer = new Trainer(model, new TrainerOptions(Epochs: 60, LearningRate: 0.01, WarmupIterations: 5));
-            var summaries = trainer.Train(e => loader.GetBatches(e), loader.BatchCount, new SyncProgress<TrainingProgress>(p => losses.Add(p.TotalLoss)));
+            var summaries = trainer.Train(loader, new SyncProgress<TrainingProgress>(p => losses.Add(p.TotalLoss))).Epochs;
             summaries.Should().HaveCount(60);
             var first = summaries.Take(3).Average(s => s.MeanTotalLoss);
             var last = summaries.TakeLast(3).Average(s => s.MeanTotalLoss);
@@ -79,10 +79,56 @@ public class TrainingTests
             var loader = new DataLoader(dataset, new DataLoaderOptions(BatchSize: 1, Shuffle: false));
             using var cts = new CancellationTokenSource();
             var trainer = new Trainer(model, new TrainerOptions(Epochs: 1000));
-            var act = () => trainer.Train(e => loader.GetBatches(e, cts.Token), loader.BatchCount,
-                new SyncProgress<TrainingProgress>(p => { if (p.Epoch >= 1) cts.Cancel(); }), cancellationToken: cts.Token);
+            var act = () => trainer.Train(loader, new SyncProgress<TrainingProgress>(p => { if (p.Epoch >= 1) cts.Cancel(); }), cancellationToken: cts.Token);
             act.Should().Throw<OperationCanceledException>();
             model.IsTraining.Should().BeFalse();
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Mask_rcnn_training_resumed_after_cancellation_matches_an_uninterrupted_run()
+    {
+        var dir = Directory.CreateTempSubdirectory("mr_train_").FullName;
+        try
+        {
+            var dataset = OneImageDataset(dir);
+            MaskRcnnModel Build()
+            {
+                Torch.ManualSeed(7);
+                return new MaskRcnnBuilder().WithClasses("rect").WithBackbone(18, NormKind.GroupNorm, 5, outChannels: 32)
+                    .WithImageSize(96, 96).WithRoIHeads(new Heads.RoIHeadsOptions(BatchSizePerImage: 32)).Build();
+            }
+
+            var loader = new DataLoader(dataset, new DataLoaderOptions(BatchSize: 1, Shuffle: false, Prefetch: 0, Augmentation: new RandomHorizontalFlip(0.5)));
+            var options = new TrainerOptions(Epochs: 4, LearningRate: 0.01, WarmupIterations: 2);
+            var straightPath = Path.Combine(dir, "straight.safetensors");
+            var resumedPath = Path.Combine(dir, "resumed.safetensors");
+            using var straight = Build();
+            new Trainer(straight, options with { CheckpointPath = straightPath }).Train(loader);
+
+            using (var first = Build())
+            {
+                using var cts = new CancellationTokenSource();
+                var act = () => new Trainer(first, options with { CheckpointPath = resumedPath })
+                    .Train(loader, new SyncProgress<TrainingProgress>(p => { if (p.Epoch == 1) cts.Cancel(); }), cancellationToken: cts.Token);
+                act.Should().Throw<OperationCanceledException>();
+            }
+
+            TrainingCheckpoint.ReadState(resumedPath).Step.Should().Be(2);
+            Torch.ManualSeed(12345); // the checkpoint's generator state must win over whatever the process did since
+            using var resumed = Build();
+            Torch.ManualSeed(999);
+            new Trainer(resumed, options with { CheckpointPath = resumedPath, ResumeFrom = resumedPath }).Train(loader);
+
+            var expected = straight.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value);
+            foreach (var (key, value) in resumed.StateDict())
+            {
+                value.ToArray<float>().Should().Equal(expected[key].ToArray<float>(), $"{key} after resume");
+            }
         }
         finally
         {

@@ -139,6 +139,93 @@ public abstract class Optimizer : IDisposable
     public IReadOnlyDictionary<string, Tensor> StateOfParameter(Tensor parameter) =>
         state.TryGetValue(parameter, out var s) ? s : new Dictionary<string, Tensor>();
 
+    /// <summary>
+    /// The optimizer's state for a checkpoint: every state tensor under the key <c>"{group}.{index}.{name}"</c>
+    /// (group and parameter positions as passed to the constructor; e.g. <c>"0.12.momentum_buffer"</c>). The tensors
+    /// are the live state, not copies: save them before the next <see cref="Step"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> StateDict()
+    {
+        var result = new Dictionary<string, Tensor>();
+        for (var g = 0; g < Groups.Count; g++)
+        {
+            for (var i = 0; i < Groups[g].Parameters.Count; i++)
+            {
+                if (state.TryGetValue(Groups[g].Parameters[i], out var s))
+                {
+                    foreach (var (name, t) in s)
+                    {
+                        result[string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{g}.{i}.{name}")] = t;
+                    }
+                }
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Restores state written by <see cref="StateDict"/> (copied onto each parameter's device and dtype) and the
+    /// step count. Replaces all current state. Throws <see cref="ArgumentException"/> naming the key when a key does
+    /// not address a parameter of this optimizer or a tensor's shape fits neither its parameter nor a scalar.
+    /// </summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> stateDict, long stepCount)
+    {
+        ArgumentNullException.ThrowIfNull(stateDict);
+        ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
+        var loaded = new Dictionary<Tensor, Dictionary<string, Tensor>>(ReferenceEqualityComparer.Instance);
+        try
+        {
+            foreach (var (key, value) in stateDict)
+            {
+                var parts = key.Split('.', 3);
+                if (parts.Length != 3 || !int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var g) ||
+                    !int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i) ||
+                    g >= Groups.Count || i >= Groups[g].Parameters.Count)
+                {
+                    throw new ArgumentException($"optimizer state key '{key}' does not address a parameter of this optimizer ({Groups.Count} group(s) of {string.Join("/", Groups.Select(x => x.Parameters.Count))} parameters)", nameof(stateDict));
+                }
+
+                var p = Groups[g].Parameters[i];
+                if (value.Dim != 0 && !value.Shape.SequenceEqual(p.Shape))
+                {
+                    throw new ArgumentException($"optimizer state '{key}' has shape [{string.Join(", ", value.Shape)}] but its parameter has [{string.Join(", ", p.Shape)}]", nameof(stateDict));
+                }
+
+                if (!loaded.TryGetValue(p, out var s))
+                {
+                    loaded[p] = s = [];
+                }
+
+                using var noGrad = Torch.NoGrad();
+                var copy = value.To(p.Device, value.Dim == 0 ? value.DType : p.DType, copy: true);
+                s[parts[2]] = copy.DetachFromDisposeScope();
+            }
+        }
+        catch
+        {
+            foreach (var t in loaded.Values.SelectMany(s => s.Values))
+            {
+                t.Dispose();
+            }
+
+            throw;
+        }
+
+        foreach (var t in state.Values.SelectMany(s => s.Values))
+        {
+            t.Dispose();
+        }
+
+        state.Clear();
+        foreach (var (p, s) in loaded)
+        {
+            state[p] = s;
+        }
+
+        StepCount = stepCount;
+    }
+
     /// <summary>Releases the state tensors.</summary>
     public void Dispose()
     {

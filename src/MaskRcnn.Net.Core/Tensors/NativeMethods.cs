@@ -53,6 +53,8 @@ internal static partial class NativeMethods
     [LibraryImport(Lib)] internal static partial int mr_is_inference(TensorHandle h);
 
     [LibraryImport(Lib)] internal static partial int mr_manual_seed(ulong seed);
+    [LibraryImport(Lib)] internal static partial nint mr_get_rng_state(int dt, int di);
+    [LibraryImport(Lib)] internal static partial int mr_set_rng_state(int dt, int di, TensorHandle state);
     [LibraryImport(Lib)] internal static partial void mr_set_num_threads(int n);
     [LibraryImport(Lib)] internal static partial int mr_get_num_threads();
     [LibraryImport(Lib)] internal static partial int mr_cuda_device_count();

@@ -24,6 +24,24 @@ public static class Torch
     /// <summary>Seeds the CPU (and every CUDA) random generator.</summary>
     public static void ManualSeed(ulong seed) => Native.Check(NativeMethods.mr_manual_seed(seed));
 
+    /// <summary>
+    /// The state of a device's default random generator (PyTorch's <c>torch.get_rng_state()</c>) as a uint8 CPU
+    /// tensor owned by the caller; <see cref="SetRngState"/> restores it so random draws continue identically.
+    /// </summary>
+    public static Tensor GetRngState(Device? device = null)
+    {
+        var d = device ?? Device.Cpu;
+        return new Tensor(Native.Check(NativeMethods.mr_get_rng_state((int)d.Type, d.Index)));
+    }
+
+    /// <summary>Restores a state returned by <see cref="GetRngState"/> (throws <see cref="TorchException"/> for a tensor that is not one).</summary>
+    public static void SetRngState(Tensor state, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var d = device ?? Device.Cpu;
+        Native.Check(NativeMethods.mr_set_rng_state((int)d.Type, d.Index, state.Handle));
+    }
+
     /// <summary>Intra-op thread count of libtorch.</summary>
     public static int NumThreads
     {

@@ -193,6 +193,25 @@ MR_API int mr_manual_seed(uint64_t seed) {
     }
   });
 }
+// State of a device's default random generator as a uint8 CPU tensor (torch.get_rng_state / set_rng_state), so a
+// resumed training run continues the same random stream.
+static at::Generator default_generator(int dt, int di) {
+  return dt == 0 ? at::detail::getDefaultCPUGenerator() : at::globalContext().defaultGenerator(device(dt, di));
+}
+MR_API mr_tensor mr_get_rng_state(int dt, int di) {
+  return wrap([&] {
+    auto gen = default_generator(dt, di);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return gen.get_state();
+  });
+}
+MR_API int mr_set_rng_state(int dt, int di, mr_tensor state) {
+  return run([&] {
+    auto gen = default_generator(dt, di);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(T(state));
+  });
+}
 MR_API void mr_set_num_threads(int n) { guard([&] { at::set_num_threads(n); return 0; }, 0); }
 MR_API int mr_get_num_threads() { return guard([&] { return at::get_num_threads(); }, -1); }
 MR_API int mr_cuda_device_count() {

@@ -19,7 +19,7 @@ namespace MaskRcnn.Net.Training;
 /// enumeration stops the background task promptly and disposes the batches it had loaded ahead.</para>
 /// <para>Every batch handed out is owned by the consumer (its tensors belong to no dispose scope); dispose it.</para>
 /// </remarks>
-public sealed class DataLoader
+public sealed class DataLoader : ITrainingBatchSource
 {
     /// <summary>Creates a loader.</summary>
     /// <param name="dataset">The dataset. It is only used from one thread at a time.</param>
@@ -66,25 +66,47 @@ public sealed class DataLoader
     /// <param name="epoch">The epoch number (selects the order and the augmentation's randomness).</param>
     /// <param name="cancellationToken">Stops the enumeration (it then throws <see cref="OperationCanceledException"/>).</param>
     /// <returns>Batches owned by the consumer.</returns>
-    public IEnumerable<TrainingBatch> GetBatches(int epoch, CancellationToken cancellationToken = default)
+    public IEnumerable<TrainingBatch> GetBatches(int epoch, CancellationToken cancellationToken = default) =>
+        GetBatches(epoch, 0, cancellationToken);
+
+    /// <summary>
+    /// The batches of one epoch from batch <paramref name="firstBatch"/> on (the earlier ones are not loaded); they
+    /// are the same batches, with the same augmentation, as the tail of <see cref="GetBatches(int, CancellationToken)"/>,
+    /// which is what resuming an interrupted epoch needs.
+    /// </summary>
+    /// <param name="epoch">The epoch number (selects the order and the augmentation's randomness).</param>
+    /// <param name="firstBatch">Index of the first batch to produce (0 … <see cref="BatchCount"/>).</param>
+    /// <param name="cancellationToken">Stops the enumeration (it then throws <see cref="OperationCanceledException"/>).</param>
+    /// <returns>Batches owned by the consumer.</returns>
+    public IEnumerable<TrainingBatch> GetBatches(int epoch, int firstBatch, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(firstBatch);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(firstBatch, BatchCount);
         if (Options.Prefetch == 0)
         {
-            return Sequential(epoch, cancellationToken);
+            return Sequential(epoch, firstBatch, cancellationToken);
         }
 
-        return Blocking(GetBatchesAsync(epoch, cancellationToken), cancellationToken);
+        return Blocking(GetBatchesAsync(epoch, firstBatch, cancellationToken), cancellationToken);
     }
 
     /// <summary>The batches of one epoch, asynchronously; with prefetching they are loaded on a background task.</summary>
     /// <param name="epoch">The epoch number (selects the order and the augmentation's randomness).</param>
     /// <param name="cancellationToken">Stops the enumeration (it then throws <see cref="OperationCanceledException"/>).</param>
     /// <returns>Batches owned by the consumer.</returns>
-    public async IAsyncEnumerable<TrainingBatch> GetBatchesAsync(int epoch, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<TrainingBatch> GetBatchesAsync(int epoch, CancellationToken cancellationToken = default) =>
+        GetBatchesAsync(epoch, 0, cancellationToken);
+
+    /// <summary>The batches of one epoch from batch <paramref name="firstBatch"/> on, asynchronously.</summary>
+    /// <param name="epoch">The epoch number (selects the order and the augmentation's randomness).</param>
+    /// <param name="firstBatch">Index of the first batch to produce.</param>
+    /// <param name="cancellationToken">Stops the enumeration (it then throws <see cref="OperationCanceledException"/>).</param>
+    /// <returns>Batches owned by the consumer.</returns>
+    public async IAsyncEnumerable<TrainingBatch> GetBatchesAsync(int epoch, int firstBatch, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         if (Options.Prefetch == 0)
         {
-            foreach (var batch in Sequential(epoch, cancellationToken))
+            foreach (var batch in Sequential(epoch, firstBatch, cancellationToken))
             {
                 yield return batch;
             }
@@ -101,7 +123,7 @@ public sealed class DataLoader
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        var producer = Task.Run(() => ProduceAsync(channel.Writer, epoch, plan, stop.Token), CancellationToken.None);
+        var producer = Task.Run(() => ProduceAsync(channel.Writer, epoch, plan, firstBatch, stop.Token), CancellationToken.None);
         try
         {
             while (await channel.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
@@ -172,10 +194,10 @@ public sealed class DataLoader
         return plan;
     }
 
-    private IEnumerable<TrainingBatch> Sequential(int epoch, CancellationToken cancellationToken)
+    private IEnumerable<TrainingBatch> Sequential(int epoch, int firstBatch, CancellationToken cancellationToken)
     {
         var plan = Plan(epoch);
-        for (var b = 0; b < plan.Count; b++)
+        for (var b = firstBatch; b < plan.Count; b++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             yield return LoadBatch(epoch, b, plan[b], cancellationToken);
@@ -198,12 +220,12 @@ public sealed class DataLoader
         }
     }
 
-    private async Task ProduceAsync(ChannelWriter<TrainingBatch> writer, int epoch, List<BatchPlan> plan, CancellationToken cancellationToken)
+    private async Task ProduceAsync(ChannelWriter<TrainingBatch> writer, int epoch, List<BatchPlan> plan, int firstBatch, CancellationToken cancellationToken)
     {
         Exception? error = null;
         try
         {
-            for (var b = 0; b < plan.Count; b++)
+            for (var b = firstBatch; b < plan.Count; b++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var batch = LoadBatch(epoch, b, plan[b], cancellationToken);

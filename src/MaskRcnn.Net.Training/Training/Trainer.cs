@@ -22,68 +22,31 @@ public interface ITrainableDetector
 }
 
 /// <summary>
-/// Options of <see cref="Trainer"/>; the defaults follow torchvision's detection reference (SGD, momentum 0.9,
-/// weight decay 1e-4, linear warm-up over the first iterations of epoch 0, step decay at milestones).
+/// Trains a detector with SGD (momentum, weight decay), linear warm-up and step or cosine decay, gradient clipping
+/// and accumulation, for a number of epochs or a time budget; writes resumable checkpoints; reports through
+/// <see cref="IProgress{T}"/> and <see cref="ILogger"/>; honours cancellation between iterations (writing a
+/// checkpoint first).
 /// </summary>
-/// <param name="Epochs">Passes over the data.</param>
-/// <param name="LearningRate">Base learning rate (torchvision: 0.02 for 16 images per batch; scale with batch size).</param>
-/// <param name="Momentum">SGD momentum.</param>
-/// <param name="WeightDecay">L2 weight decay (not applied to normalisation parameters).</param>
-/// <param name="WarmupIterations">Iterations of linear warm-up (capped at the first epoch's length).</param>
-/// <param name="WarmupFactor">Learning-rate factor at the first iteration.</param>
-/// <param name="LrMilestones">Epochs at which the learning rate is multiplied by <paramref name="LrGamma"/>.</param>
-/// <param name="LrGamma">Decay factor at milestones.</param>
-/// <param name="GradientClipNorm">Clip the global gradient norm to this value (null: no clipping).</param>
-/// <param name="LogEvery">Log and report progress every this many iterations.</param>
-public sealed record TrainerOptions(
-    int Epochs = 10,
-    double LearningRate = 0.01,
-    double Momentum = 0.9,
-    double WeightDecay = 1e-4,
-    int WarmupIterations = 100,
-    double WarmupFactor = 0.001,
-    IReadOnlyList<int>? LrMilestones = null,
-    double LrGamma = 0.1,
-    double? GradientClipNorm = 10.0,
-    int LogEvery = 10);
-
-/// <summary>Progress of training after an iteration.</summary>
-/// <param name="Epoch">0-based epoch.</param>
-/// <param name="Iteration">0-based iteration within the epoch.</param>
-/// <param name="IterationsPerEpoch">Iterations per epoch (batches).</param>
-/// <param name="LearningRate">Learning rate used for this iteration.</param>
-/// <param name="Losses">Loss values of this iteration by name.</param>
-/// <param name="TotalLoss">Sum of the losses.</param>
-/// <param name="Elapsed">Time since training started.</param>
-public sealed record TrainingProgress(int Epoch, int Iteration, int IterationsPerEpoch, double LearningRate,
-    IReadOnlyDictionary<string, double> Losses, double TotalLoss, TimeSpan Elapsed);
-
-/// <summary>Mean losses of one epoch.</summary>
-/// <param name="Epoch">0-based epoch.</param>
-/// <param name="MeanLosses">Mean of each loss over the epoch.</param>
-/// <param name="MeanTotalLoss">Mean total loss.</param>
-/// <param name="Duration">Wall time of the epoch.</param>
-public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, double MeanTotalLoss, TimeSpan Duration);
-
-/// <summary>
-/// Trains a detector with SGD, warm-up and step decay, reporting through <see cref="IProgress{T}"/> and
-/// <see cref="ILogger"/> and honouring cancellation between iterations.
-/// </summary>
+/// <remarks>
+/// Deterministic on CPU for a given seed: batches come from an <see cref="ITrainingBatchSource"/> that is
+/// reproducible per epoch, and a checkpoint carries the random generator's state, so a run interrupted and resumed
+/// produces the same weights as one that was not interrupted.
+/// </remarks>
 public sealed class Trainer
 {
+    private const int CalibrationSkip = 2;
+    private const int CalibrationSteps = 8;
+
     private readonly ITrainableDetector model;
     private readonly ILogger logger;
 
     /// <summary>Creates the trainer.</summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
     public Trainer(ITrainableDetector model, TrainerOptions? options = null, ILogger? logger = null)
     {
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         Options = options ?? new TrainerOptions();
-        if (Options.Epochs < 1 || !(Options.LearningRate > 0) || Options.LogEvery < 1)
-        {
-            throw new ArgumentException("Epochs and LogEvery must be >= 1 and LearningRate > 0", nameof(options));
-        }
-
+        Options.Validate();
         this.logger = logger ?? NullLogger.Instance;
     }
 
@@ -91,23 +54,180 @@ public sealed class Trainer
     public TrainerOptions Options { get; }
 
     /// <summary>
-    /// Trains for <see cref="TrainerOptions.Epochs"/> epochs over batches from <paramref name="loader"/>
-    /// (called once per epoch with the epoch number). Optionally runs <paramref name="afterEpoch"/> (e.g. an
-    /// evaluation) after each epoch. Leaves the model in evaluation mode.
+    /// Trains over batches from <paramref name="source"/>. Runs <paramref name="afterEpoch"/> (e.g. a validation)
+    /// after each epoch with the model in evaluation mode. Leaves the model in evaluation mode.
     /// </summary>
-    public IReadOnlyList<EpochSummary> Train(Func<int, IEnumerable<TrainingBatch>> loader, int iterationsPerEpoch,
-        IProgress<TrainingProgress>? progress = null, Action<EpochSummary>? afterEpoch = null, CancellationToken cancellationToken = default)
+    /// <exception cref="OperationCanceledException">Cancelled (after writing the checkpoint, when one is configured).</exception>
+    /// <exception cref="TrainingDivergedException">A loss or gradient became NaN/infinite; the checkpoint keeps the last good state.</exception>
+    public TrainingResult Train(ITrainingBatchSource source, IProgress<TrainingProgress>? progress = null,
+        Action<EpochSummary>? afterEpoch = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(loader);
-        ArgumentOutOfRangeException.ThrowIfLessThan(iterationsPerEpoch, 1);
+        ArgumentNullException.ThrowIfNull(source);
+        var batches = source.BatchCount;
+        if (batches < 1)
+        {
+            throw new ArgumentException("the batch source has no batches", nameof(source));
+        }
+
         var module = model.Module;
+        var (groups, parameterCount) = ParameterGroups(module);
+        using var optimizer = new Sgd(groups, new SgdOptions(Options.LearningRate, Options.Momentum, 0, Options.WeightDecay));
+        var k = Options.GradientAccumulation;
+        var stepsPerEpoch = (batches + k - 1) / k;
+        var cap = (long)Options.Epochs * stepsPerEpoch;
+        var run = new RunState { TotalSteps = cap, BatchesPerEpoch = batches, Accumulation = k };
+        if (Options.ResumeFrom is { } resume)
+        {
+            Resume(resume, module, optimizer, batches, run);
+        }
+
+        logger.LogInformation("training {Params} parameters: {Batches} batches per epoch, {Accumulation} per step, up to {Epochs} epochs{Budget}",
+            parameterCount, batches, k, Options.Epochs, Options.TimeBudget is { } budgetSpan ? $", time budget {budgetSpan.TotalMinutes:F1} min" : "");
+        var summaries = new List<EpochSummary>();
+        var session = Stopwatch.StartNew();
+        var reason = TrainingStopReason.Completed;
+        var sessionSteps = 0L;
+        var calibrationStart = TimeSpan.Zero;
+        try
+        {
+            while (run.Epoch < Options.Epochs && run.Step < run.TotalSteps && reason == TrainingStopReason.Completed)
+            {
+                var epoch = run.Epoch;
+                module.Train();
+                var epochClock = Stopwatch.StartNew();
+                var sums = new Dictionary<string, double>();
+                var totalSum = 0.0;
+                var seen = 0;
+                var b = run.NextBatch;
+                var iterationClock = Stopwatch.StartNew();
+                foreach (var batch in source.GetBatches(epoch, b, cancellationToken))
+                {
+                    using (batch)
+                    {
+                        var groupStart = b - (b % k);
+                        var groupSize = Math.Min(k, batches - groupStart);
+                        if (b == groupStart)
+                        {
+                            cancellationToken.ThrowIfCancellationRequested();
+                            if (Options.TimeBudget is { } budget && run.Elapsed(session) >= budget)
+                            {
+                                reason = TrainingStopReason.TimeBudget;
+                                break;
+                            }
+
+                            optimizer.ZeroGrad();
+                            SetLearningRate(optimizer, run.Step, run.TotalSteps);
+                        }
+
+                        var lr = optimizer.Groups[0].LearningRate;
+                        var (values, total) = ForwardBackward(batch, 1.0 / groupSize, run);
+                        foreach (var (name, v) in values)
+                        {
+                            sums[name] = sums.GetValueOrDefault(name) + v;
+                        }
+
+                        totalSum += total;
+                        seen++;
+                        if (b == groupStart + groupSize - 1)
+                        {
+                            ClipAndStep(optimizer, run);
+                            run.Step++;
+                            sessionSteps++;
+                            run.Epoch = b + 1 == batches ? epoch + 1 : epoch;
+                            run.NextBatch = b + 1 == batches ? 0 : b + 1;
+                            if (sessionSteps == CalibrationSkip)
+                            {
+                                calibrationStart = session.Elapsed;
+                            }
+                            else if (sessionSteps == CalibrationSkip + CalibrationSteps && Options.TimeBudget is { } budget)
+                            {
+                                Plan(run, budget, session, (session.Elapsed - calibrationStart) / CalibrationSteps, cap);
+                            }
+
+                            if (Options.CheckpointEvery > 0 && run.Step % Options.CheckpointEvery == 0)
+                            {
+                                WriteCheckpoint(module, optimizer, run, session);
+                            }
+                        }
+
+                        var iterationTime = iterationClock.Elapsed;
+                        iterationClock.Restart();
+                        var elapsed = run.Elapsed(session);
+                        var eta = sessionSteps > 0 ? session.Elapsed / sessionSteps * Math.Max(0, run.TotalSteps - run.Step) : TimeSpan.Zero;
+                        if (b % Options.LogEvery == 0 || b == batches - 1)
+                        {
+                            logger.LogInformation("epoch {Epoch} iter {Iter}/{Count} step {Step}/{Total} lr {Lr:G3} loss {Loss:F4} ({Parts}) {Seconds:F2} s/it, eta {Eta}",
+                                epoch, b, batches, run.Step, run.TotalSteps, lr, total, string.Join(", ", values.Select(kv => $"{kv.Key} {kv.Value:F4}")),
+                                iterationTime.TotalSeconds, FormatSpan(eta));
+                        }
+
+                        progress?.Report(new TrainingProgress(epoch, b, batches, run.Step, run.TotalSteps, lr, values, total, iterationTime, elapsed, eta));
+                        b++;
+                        if (run.Step >= run.TotalSteps && b < batches && b % k == 0)
+                        {
+                            break; // the plan (time budget) ends inside this epoch
+                        }
+                    }
+                }
+
+                if (seen == 0)
+                {
+                    if (reason != TrainingStopReason.Completed)
+                    {
+                        break;
+                    }
+
+                    throw new InvalidOperationException($"epoch {epoch} produced no batches from batch {run.NextBatch} on (expected {batches})");
+                }
+
+                var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / seen), totalSum / seen, epochClock.Elapsed);
+                summaries.Add(summary);
+                logger.LogInformation("epoch {Epoch} done in {Seconds:F1} s, mean loss {Loss:F4}", epoch, epochClock.Elapsed.TotalSeconds, summary.MeanTotalLoss);
+                if (Options.TimeBudget is { } tb && run.Epoch > epoch && sessionSteps > 0)
+                {
+                    // Re-plan with the measured rate including data loading and per-epoch work.
+                    Plan(run, tb, session, session.Elapsed / sessionSteps, cap);
+                }
+
+                WriteCheckpoint(module, optimizer, run, session);
+                module.Eval();
+                afterEpoch?.Invoke(summary);
+                if (Options.TimeBudget is { } tb2 && run.Elapsed(session) >= tb2)
+                {
+                    reason = TrainingStopReason.TimeBudget;
+                }
+            }
+
+            if (reason == TrainingStopReason.TimeBudget)
+            {
+                logger.LogInformation("time budget reached after {Steps} steps", run.Step);
+            }
+
+            WriteCheckpoint(module, optimizer, run, session);
+            return new TrainingResult(summaries, run.Step, run.Elapsed(session), reason, Options.CheckpointPath);
+        }
+        catch (OperationCanceledException)
+        {
+            WriteCheckpoint(module, optimizer, run, session);
+            logger.LogWarning("training cancelled at {Position}{Where}", TrainingCheckpoint.Describe(run.ToState(session)),
+                Options.CheckpointPath is null ? "" : $"; resume from {Options.CheckpointPath}");
+            throw;
+        }
+        finally
+        {
+            module.Eval();
+            module.ZeroGrad();
+        }
+    }
+
+    private static (List<ParameterGroup> Groups, long Count) ParameterGroups(Module module)
+    {
         var decay = new List<Tensor>();
         var noDecay = new List<Tensor>();
-        foreach (var (name, p) in module.NamedParameters().Where(p => p.Parameter.RequiresGrad))
+        foreach (var (_, p) in module.NamedParameters().Where(p => p.Parameter.RequiresGrad))
         {
             // Normalisation weights and all biases get no weight decay.
             (p.Dim <= 1 ? noDecay : decay).Add(p);
-            _ = name;
         }
 
         if (decay.Count + noDecay.Count == 0)
@@ -121,70 +241,62 @@ public sealed class Trainer
             groups.Add(new ParameterGroup(noDecay, weightDecay: 0));
         }
 
-        using var optimizer = new Sgd(groups, new SgdOptions(Options.LearningRate, Options.Momentum, 0, Options.WeightDecay));
-        var warmup = new LinearWarmup(Math.Min(Options.WarmupIterations, iterationsPerEpoch), Options.WarmupFactor);
-        var milestones = (Options.LrMilestones ?? []).Select(e => (long)e * iterationsPerEpoch).ToArray();
-        var schedule = new ProductSchedule(warmup, new MultiStep(milestones, Options.LrGamma));
-        var scheduler = new LearningRateScheduler(optimizer, schedule);
-        var summaries = new List<EpochSummary>();
-        var clock = Stopwatch.StartNew();
-        logger.LogInformation("training {Params} parameters for {Epochs} epochs of {Iterations} iterations", decay.Concat(noDecay).Sum(p => p.NumEl), Options.Epochs, iterationsPerEpoch);
-        try
-        {
-            for (var epoch = 0; epoch < Options.Epochs; epoch++)
-            {
-                module.Train();
-                var epochClock = Stopwatch.StartNew();
-                var sums = new Dictionary<string, double>();
-                var totalSum = 0.0;
-                var it = 0;
-                foreach (var batch in loader(epoch))
-                {
-                    using (batch)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        var lr = optimizer.Groups[0].LearningRate;
-                        var (values, total) = Step(batch, optimizer);
-                        foreach (var (k, v) in values)
-                        {
-                            sums[k] = sums.GetValueOrDefault(k) + v;
-                        }
-
-                        totalSum += total;
-                        if (it % Options.LogEvery == 0 || it == iterationsPerEpoch - 1)
-                        {
-                            logger.LogInformation("epoch {Epoch} iter {Iter}/{Count} lr {Lr:G3} loss {Loss:F4} ({Parts})", epoch, it, iterationsPerEpoch, lr, total,
-                                string.Join(", ", values.Select(kv => $"{kv.Key} {kv.Value:F4}")));
-                        }
-
-                        progress?.Report(new TrainingProgress(epoch, it, iterationsPerEpoch, lr, values, total, clock.Elapsed));
-                        scheduler.Step();
-                        it++;
-                    }
-                }
-
-                if (it == 0)
-                {
-                    throw new InvalidOperationException($"epoch {epoch} produced no batches");
-                }
-
-                var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / it), totalSum / it, epochClock.Elapsed);
-                summaries.Add(summary);
-                logger.LogInformation("epoch {Epoch} done in {Seconds:F1} s, mean loss {Loss:F4}", epoch, epochClock.Elapsed.TotalSeconds, summary.MeanTotalLoss);
-                module.Eval();
-                afterEpoch?.Invoke(summary);
-            }
-        }
-        finally
-        {
-            module.Eval();
-            module.ZeroGrad();
-        }
-
-        return summaries;
+        return (groups, decay.Concat(noDecay).Sum(p => p.NumEl));
     }
 
-    private (Dictionary<string, double> Values, double Total) Step(TrainingBatch batch, Optimizer optimizer)
+    private void Resume(string path, Module module, Optimizer optimizer, int batches, RunState run)
+    {
+        var state = TrainingCheckpoint.ReadState(path);
+        if (state.BatchesPerEpoch != batches || state.GradientAccumulation != Options.GradientAccumulation)
+        {
+            throw new InvalidOperationException(
+                $"{path} was written with {state.BatchesPerEpoch} batches per epoch and gradient accumulation {state.GradientAccumulation}; " +
+                $"this run has {batches} and {Options.GradientAccumulation}: resume with the same data, batch size and accumulation");
+        }
+
+        TrainingCheckpoint.Restore(path, module, optimizer);
+        run.Epoch = state.Epoch;
+        run.NextBatch = state.NextBatch;
+        run.Step = state.Step;
+        run.TotalSteps = state.TotalSteps;
+        run.ElapsedBefore = TimeSpan.FromSeconds(state.ElapsedSeconds);
+        logger.LogInformation("resumed from {Path}: {State}", path, TrainingCheckpoint.Describe(state));
+    }
+
+    private void Plan(RunState run, TimeSpan budget, Stopwatch session, TimeSpan stepTime, long cap)
+    {
+        if (stepTime <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        var remaining = budget - run.Elapsed(session);
+        var planned = Math.Clamp(run.Step + (long)Math.Floor(remaining / stepTime), run.Step, cap);
+        if (planned != run.TotalSteps)
+        {
+            logger.LogInformation("time budget: {Seconds:F2} s per step, planning {Steps} steps", stepTime.TotalSeconds, planned);
+            run.TotalSteps = planned;
+        }
+    }
+
+    private void SetLearningRate(Optimizer optimizer, long step, long totalSteps)
+    {
+        var factor = step < Options.WarmupIterations
+            ? Options.WarmupFactor + (1 - Options.WarmupFactor) * step / Options.WarmupIterations
+            : 1.0;
+        var progress = totalSteps > 0 ? (double)step / totalSteps : 0;
+        factor *= Options.Decay switch
+        {
+            LearningRateDecay.Cosine => 0.5 * (1 + Math.Cos(Math.PI * Math.Min(progress, 1))),
+            _ => Math.Pow(Options.DecayGamma, Options.DecayAt.Count(f => progress >= f)),
+        };
+        foreach (var g in optimizer.Groups)
+        {
+            g.LearningRate = g.InitialLearningRate * factor;
+        }
+    }
+
+    private (Dictionary<string, double> Values, double Total) ForwardBackward(TrainingBatch batch, double scale, RunState run)
     {
         using var scope = Torch.NewDisposeScope();
         var device = model.Device;
@@ -196,19 +308,49 @@ public sealed class Trainer
         var totalValue = total.ItemDouble();
         if (!double.IsFinite(totalValue))
         {
-            throw new InvalidOperationException($"loss is {totalValue} ({string.Join(", ", values.Select(kv => $"{kv.Key}={kv.Value}"))}); stopping training");
+            throw Diverged($"loss is {totalValue} ({string.Join(", ", values.Select(kv => $"{kv.Key}={kv.Value}"))}) at step {run.Step}, epoch {batch.Epoch}, batch {batch.BatchIndex} (images {string.Join(", ", batch.ImageIds)})");
         }
 
-        optimizer.ZeroGrad();
-        total.Backward();
+        (scale == 1 ? total : total * scale).Backward();
+        return (values, totalValue);
+    }
+
+    private void ClipAndStep(Optimizer optimizer, RunState run)
+    {
         if (Options.GradientClipNorm is { } maxNorm)
         {
-            ClipGradNorm(optimizer.Groups.SelectMany(g => g.Parameters), maxNorm);
+            var norm = ClipGradNorm(optimizer.Groups.SelectMany(g => g.Parameters), maxNorm);
+            if (!double.IsFinite(norm))
+            {
+                throw Diverged($"the gradient norm is {norm} at step {run.Step}");
+            }
         }
 
         optimizer.Step();
-        return (values, totalValue);
     }
+
+    private TrainingDivergedException Diverged(string what)
+    {
+        var keep = Options.CheckpointPath is { } p && File.Exists(p) ? p : null;
+        var message = $"training diverged: {what}. Lower the learning rate or check the data." +
+            (keep is null ? "" : $" The last good checkpoint is {keep} (not overwritten).");
+        logger.LogError("{Message}", message);
+        return new TrainingDivergedException(message, keep);
+    }
+
+    private void WriteCheckpoint(Module module, Optimizer optimizer, RunState run, Stopwatch session)
+    {
+        if (Options.CheckpointPath is not { } path)
+        {
+            return;
+        }
+
+        var state = run.ToState(session);
+        TrainingCheckpoint.Save(path, module, optimizer, state, Options.CheckpointMetadata);
+        logger.LogDebug("checkpoint {Path}: {State}", path, TrainingCheckpoint.Describe(state));
+    }
+
+    private static string FormatSpan(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : $"{t.Minutes}m{t.Seconds:D2}s";
 
     /// <summary>Scales all gradients so that their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
     public static double ClipGradNorm(IEnumerable<Tensor> parameters, double maxNorm)
@@ -232,5 +374,28 @@ public sealed class Trainer
         }
 
         return norm;
+    }
+
+    /// <summary>The mutable position of a run: always a consistent point between optimizer steps.</summary>
+    private sealed class RunState
+    {
+        public int Epoch { get; set; }
+
+        public int NextBatch { get; set; }
+
+        public long Step { get; set; }
+
+        public long TotalSteps { get; set; }
+
+        public TimeSpan ElapsedBefore { get; set; }
+
+        public TimeSpan Elapsed(Stopwatch session) => ElapsedBefore + session.Elapsed;
+
+        public required int BatchesPerEpoch { get; init; }
+
+        public required int Accumulation { get; init; }
+
+        public TrainingState ToState(Stopwatch session) =>
+            new(Epoch, NextBatch, Step, TotalSteps, Elapsed(session).TotalSeconds, BatchesPerEpoch, Accumulation);
     }
 }

@@ -1,0 +1,150 @@
+namespace MaskRcnn.Net.Training;
+
+/// <summary>How the learning rate falls after warm-up.</summary>
+public enum LearningRateDecay
+{
+    /// <summary>Multiplied by <see cref="TrainerOptions.DecayGamma"/> at each fraction in <see cref="TrainerOptions.DecayAt"/> (torchvision's MultiStepLR).</summary>
+    Step,
+
+    /// <summary>Half a cosine from the base rate to 0 over the whole run.</summary>
+    Cosine,
+}
+
+/// <summary>
+/// Options of <see cref="Trainer"/>; the defaults follow torchvision's detection reference (SGD, momentum 0.9,
+/// weight decay 1e-4, linear warm-up, step decay late in training).
+/// </summary>
+/// <param name="Epochs">Passes over the data (with <see cref="TimeBudget"/>: an upper bound).</param>
+/// <param name="LearningRate">Base learning rate (torchvision: 0.02 for 16 images per step; scale with batch size × accumulation).</param>
+/// <param name="Momentum">SGD momentum.</param>
+/// <param name="WeightDecay">L2 weight decay (not applied to normalisation parameters and biases).</param>
+/// <param name="WarmupIterations">Optimizer steps of linear warm-up.</param>
+/// <param name="WarmupFactor">Learning-rate factor at the first step.</param>
+/// <param name="GradientClipNorm">Clip the global gradient norm to this value (null: no clipping).</param>
+/// <param name="LogEvery">Log every this many iterations.</param>
+public sealed record TrainerOptions(
+    int Epochs = 10,
+    double LearningRate = 0.01,
+    double Momentum = 0.9,
+    double WeightDecay = 1e-4,
+    int WarmupIterations = 100,
+    double WarmupFactor = 0.001,
+    double? GradientClipNorm = 10.0,
+    int LogEvery = 10)
+{
+    /// <summary>Decay after warm-up.</summary>
+    public LearningRateDecay Decay { get; init; } = LearningRateDecay.Step;
+
+    /// <summary>For <see cref="LearningRateDecay.Step"/>: fractions of the planned optimizer steps at which the rate is decayed.</summary>
+    public IReadOnlyList<double> DecayAt { get; init; } = [0.67, 0.89];
+
+    /// <summary>For <see cref="LearningRateDecay.Step"/>: factor applied at each decay point.</summary>
+    public double DecayGamma { get; init; } = 0.1;
+
+    /// <summary>
+    /// Batches whose gradients are summed before one optimizer step (an effective batch of batch size × this). The
+    /// losses are averaged over the batches of a step, so the update equals that of one big batch.
+    /// </summary>
+    public int GradientAccumulation { get; init; } = 1;
+
+    /// <summary>
+    /// Train for this long instead of a fixed number of epochs: the trainer measures its step time, plans the number
+    /// of steps that fit (the schedule decays over that plan), and stops when the time is up. Time already spent
+    /// before a resumed checkpoint counts.
+    /// </summary>
+    public TimeSpan? TimeBudget { get; init; }
+
+    /// <summary>
+    /// Where to write the training checkpoint (model, optimizer state, random-generator state and position as one
+    /// safetensors file). Written every <see cref="CheckpointEvery"/> steps, after every epoch, at the end and when
+    /// training is cancelled; never after a non-finite loss, so the file always holds the last good state.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+
+    /// <summary>Also write the checkpoint every this many optimizer steps (0: only at epoch ends, the end and on cancellation).</summary>
+    public int CheckpointEvery { get; init; }
+
+    /// <summary>Extra string metadata stored in every checkpoint (e.g. the model configuration).</summary>
+    public IReadOnlyDictionary<string, string>? CheckpointMetadata { get; init; }
+
+    /// <summary>
+    /// Resume from this checkpoint (written by a previous run with the same model, data and options): weights,
+    /// optimizer state, random-generator state, epoch and batch position are restored, so the run continues as if it
+    /// had not been interrupted.
+    /// </summary>
+    public string? ResumeFrom { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string what)
+        {
+            if (!ok)
+            {
+                throw new ArgumentException($"invalid trainer option: {what}");
+            }
+        }
+
+        Check(Epochs >= 1, $"Epochs must be >= 1 (got {Epochs})");
+        Check(LearningRate > 0 && double.IsFinite(LearningRate), $"LearningRate must be > 0 (got {LearningRate})");
+        Check(Momentum >= 0 && WeightDecay >= 0, "Momentum and WeightDecay must be >= 0");
+        Check(WarmupIterations >= 0 && WarmupFactor is > 0 and <= 1, "WarmupIterations must be >= 0 and WarmupFactor in (0, 1]");
+        Check(GradientClipNorm is null or > 0, "GradientClipNorm must be > 0");
+        Check(LogEvery >= 1, "LogEvery must be >= 1");
+        Check(GradientAccumulation >= 1, $"GradientAccumulation must be >= 1 (got {GradientAccumulation})");
+        Check(CheckpointEvery >= 0, "CheckpointEvery must be >= 0");
+        Check(TimeBudget is null || TimeBudget > TimeSpan.Zero, "TimeBudget must be positive");
+        Check(DecayAt.All(f => f is > 0 and < 1), "DecayAt fractions must be in (0, 1)");
+        Check(DecayGamma is > 0 and <= 1, "DecayGamma must be in (0, 1]");
+    }
+}
+
+/// <summary>Progress of training after an iteration (one batch).</summary>
+/// <param name="Epoch">0-based epoch.</param>
+/// <param name="Iteration">0-based batch index within the epoch.</param>
+/// <param name="IterationsPerEpoch">Batches per epoch.</param>
+/// <param name="Step">Optimizer steps done so far (over the whole run, including before a resume).</param>
+/// <param name="TotalSteps">Optimizer steps planned for the run (re-estimated under a time budget).</param>
+/// <param name="LearningRate">Learning rate of the current step.</param>
+/// <param name="Losses">Loss values of this batch by name (torchvision's keys).</param>
+/// <param name="TotalLoss">Sum of the losses.</param>
+/// <param name="IterationTime">Wall time of this iteration.</param>
+/// <param name="Elapsed">Training time so far (including before a resume).</param>
+/// <param name="Eta">Estimated time to the end of the run.</param>
+public sealed record TrainingProgress(int Epoch, int Iteration, int IterationsPerEpoch, long Step, long TotalSteps, double LearningRate,
+    IReadOnlyDictionary<string, double> Losses, double TotalLoss, TimeSpan IterationTime, TimeSpan Elapsed, TimeSpan Eta);
+
+/// <summary>Mean losses of one epoch (of the batches run in this session when the epoch was resumed).</summary>
+/// <param name="Epoch">0-based epoch.</param>
+/// <param name="MeanLosses">Mean of each loss over the epoch.</param>
+/// <param name="MeanTotalLoss">Mean total loss.</param>
+/// <param name="Duration">Wall time of the epoch.</param>
+public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, double MeanTotalLoss, TimeSpan Duration);
+
+/// <summary>Why a training run ended.</summary>
+public enum TrainingStopReason
+{
+    /// <summary>All planned epochs / steps ran.</summary>
+    Completed,
+
+    /// <summary>The <see cref="TrainerOptions.TimeBudget"/> ran out.</summary>
+    TimeBudget,
+}
+
+/// <summary>What a training run did.</summary>
+/// <param name="Epochs">Summaries of the epochs run in this session.</param>
+/// <param name="Steps">Optimizer steps done over the whole run.</param>
+/// <param name="Elapsed">Training time over the whole run.</param>
+/// <param name="StopReason">Why it ended.</param>
+/// <param name="CheckpointPath">The checkpoint written at the end, if any.</param>
+public sealed record TrainingResult(IReadOnlyList<EpochSummary> Epochs, long Steps, TimeSpan Elapsed, TrainingStopReason StopReason, string? CheckpointPath);
+
+/// <summary>Training stopped because a loss or the gradient norm was NaN or infinite.</summary>
+public sealed class TrainingDivergedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public TrainingDivergedException(string message, string? lastGoodCheckpoint) : base(message) => LastGoodCheckpoint = lastGoodCheckpoint;
+
+    /// <summary>The checkpoint holding the last state with finite losses (null when none was written).</summary>
+    public string? LastGoodCheckpoint { get; }
+}
