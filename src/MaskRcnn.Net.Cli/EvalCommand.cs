@@ -48,6 +48,11 @@ internal static class EvalCommand
             metrics["segm"] = Stats(result.Masks);
         }
 
+        if (result.Binary is { } b)
+        {
+            metrics["binary"] = new Dictionary<string, double> { ["mean_iou"] = b.MeanIou, ["mean_dice"] = b.MeanDice, ["pooled_iou"] = b.PooledIou, ["pooled_dice"] = b.PooledDice };
+        }
+
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(dir))
         {
@@ -74,6 +79,11 @@ internal static class EvalCommand
             Console.WriteLine(result.Masks.Summary);
         }
 
+        if (result.Binary is { } binary)
+        {
+            Console.WriteLine($"Binary segmentation (union of masks scoring >= {ModelEvaluation.BinaryScoreThreshold}): mean IoU {binary.MeanIou:F3}, mean Dice {binary.MeanDice:F3} over {binary.Images.Count} images (pooled IoU {binary.PooledIou:F3}, Dice {binary.PooledDice:F3})");
+        }
+
         if (overlayDir is not null)
         {
             Directory.CreateDirectory(overlayDir);
@@ -81,11 +91,13 @@ internal static class EvalCommand
             {
                 var sample = dataset.GetSample(i);
                 using var image = sample.LoadImage();
-                Visualizer.Save(image, result.Predictions[i], Path.Combine(overlayDir, Path.GetFileNameWithoutExtension(sample.FileName) + ".png"),
-                    new VisualizerOptions(MinScore: 0.5));
+                var truth = new ImageDetections(sample.Width, sample.Height, sample.Annotations.Select(a =>
+                    new Detection(a.Box, a.Label, dataset.ClassNames[a.Label], 1f, a.GetMask())).ToArray());
+                using var drawn = Visualizer.DrawComparison(image, truth, result.Predictions[i], new VisualizerOptions(MinScore: 0.5));
+                Visualizer.SaveImage(drawn, Path.Combine(overlayDir, Path.GetFileNameWithoutExtension(sample.FileName) + ".png"));
             }
 
-            Console.Error.WriteLine($"wrote {dataset.Count} overlays to {overlayDir}");
+            Console.Error.WriteLine($"wrote {dataset.Count} overlays (ground truth left, predictions scoring >= 0.5 right) to {overlayDir}");
         }
 
         return result;

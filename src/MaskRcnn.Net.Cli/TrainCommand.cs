@@ -45,6 +45,12 @@ internal sealed record TrainSettings(
     /// <summary>Sampled RoIs per image for the box/mask heads.</summary>
     public int RoIsPerImage { get; init; } = 256;
 
+    /// <summary>Box head representation size.</summary>
+    public int BoxHeadSize { get; init; } = 1024;
+
+    /// <summary>Mask head conv channels per layer (the predictor uses the last).</summary>
+    public IReadOnlyList<int> MaskHead { get; init; } = [256, 256, 256, 256];
+
     /// <summary>Anchor sizes per FPN level (null: torchvision's 32…512).</summary>
     public IReadOnlyList<IReadOnlyList<double>>? AnchorSizes { get; init; }
 
@@ -97,12 +103,21 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "continue from OUT/checkpoint.safetensors (weights, optimizer, position)" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "also checkpoint every N optimizer steps (default: every epoch)" };
         var validateEvery = new Option<int>("--validate-every") { Description = "validate every N epochs", DefaultValueFactory = _ => 4 };
+        var fpnChannels = new Option<int>("--fpn-channels") { Description = "FPN (and head) channels", DefaultValueFactory = _ => 256 };
+        var rois = new Option<int>("--rois-per-image") { Description = "RoIs sampled per image for the box and mask heads", DefaultValueFactory = _ => 256 };
+        var boxHead = new Option<int>("--box-head-size") { Description = "box head representation size", DefaultValueFactory = _ => 1024 };
+        var maskHead = new Option<string>("--mask-head") { Description = "mask head conv channels per layer", DefaultValueFactory = _ => "256,256,256,256" };
+        var anchors = new Option<string?>("--anchor-sizes") { Description = "anchor size per FPN level, e.g. 16,32,64,128,256 (default 32,64,128,256,512)" };
+        var schedule = new Option<LearningRateDecay>("--schedule") { Description = "learning-rate decay: Step or Cosine", DefaultValueFactory = _ => LearningRateDecay.Step };
+        var warmup = new Option<int>("--warmup") { Description = "warm-up steps", DefaultValueFactory = _ => 100 };
+        var jitter = new Option<double>("--color-jitter") { Description = "brightness/contrast jitter strength (0: off)" };
+        var scales = new Option<string?>("--multi-scale") { Description = "extra shorter-side sizes for multi-scale training, e.g. 224,288" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: all cores)" };
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
         {
             format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr,
-            size, maxSize, depth, norm, trainable, init, resume, checkpointEvery, validateEvery, seed, threads,
+            size, maxSize, depth, norm, trainable, init, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, threads,
         };
         command.Validators.Add(r =>
         {
@@ -128,11 +143,36 @@ internal static class TrainCommand
                 CheckpointEvery = parse.GetValue(checkpointEvery),
                 Accumulation = parse.GetValue(accumulate),
                 ValidateEvery = Math.Max(1, parse.GetValue(validateEvery)),
+                FpnChannels = parse.GetValue(fpnChannels),
+                RoIsPerImage = parse.GetValue(rois),
+                BoxHeadSize = parse.GetValue(boxHead),
+                MaskHead = ParseNumbers(parse.GetValue(maskHead)!, "--mask-head").Select(x => (int)x).ToArray(),
+                AnchorSizes = parse.GetValue(anchors) is { } a ? ParseNumbers(a, "--anchor-sizes").Select(x => (IReadOnlyList<double>)[x]).ToArray() : null,
+                Decay = parse.GetValue(schedule),
+                WarmupSteps = parse.GetValue(warmup),
+                ColorJitter = parse.GetValue(jitter),
+                MoreMinSizes = parse.GetValue(scales) is { } m ? ParseNumbers(m, "--multi-scale").Select(x => (int)x).ToArray() : [],
             };
             using var model = Run(settings, ct);
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>Parses a comma-separated list of positive numbers.</summary>
+    public static double[] ParseNumbers(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var values = new double[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!double.TryParse(parts[i], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out values[i]) || !(values[i] > 0))
+            {
+                throw new ArgumentException($"{option} {text}: '{parts[i]}' is not a positive number");
+            }
+        }
+
+        return values.Length > 0 ? values : throw new ArgumentException($"{option} needs at least one number");
     }
 
     /// <summary>Parses "resnet50" (or "50") into a ResNet depth.</summary>
@@ -157,7 +197,8 @@ internal static class TrainCommand
             .WithBackbone(s.Depth, s.Norm, s.TrainableLayers, outChannels: s.FpnChannels)
             .WithImageSize(s.ImageSize, s.MaxSize, s.MoreMinSizes)
             .WithRpn(new RpnOptions(PreNmsTopNTrain: 1000, PostNmsTopNTrain: 1000, PreNmsTopNTest: 1000, PostNmsTopNTest: 500))
-            .WithRoIHeads(new RoIHeadsOptions(BatchSizePerImage: s.RoIsPerImage));
+            .WithRoIHeads(new RoIHeadsOptions(BatchSizePerImage: s.RoIsPerImage))
+            .WithHeadSizes(s.BoxHeadSize, s.MaskHead, s.MaskHead[^1]);
         if (s.AnchorSizes is not null)
         {
             builder.WithAnchors(s.AnchorSizes, Enumerable.Repeat<IReadOnlyList<double>>([0.5, 1.0, 2.0], s.AnchorSizes.Count).ToArray());

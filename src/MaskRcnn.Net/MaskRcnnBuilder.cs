@@ -107,6 +107,10 @@ public sealed class MaskRcnnBuilder
     /// <summary>Maximum detections per image.</summary>
     public MaskRcnnBuilder WithDetectionsPerImage(int count) => Configure(c => c with { RoIHeads = c.RoIHeads with { DetectionsPerImage = count } });
 
+    /// <summary>Sizes the heads: box head representation size, mask head conv channels per layer, mask predictor channels.</summary>
+    public MaskRcnnBuilder WithHeadSizes(int boxHeadSize = 1024, IReadOnlyList<int>? maskHeadLayers = null, int maskPredictorChannels = 256) =>
+        Configure(c => c with { BoxHeadSize = boxHeadSize, MaskHeadLayers = maskHeadLayers ?? [256, 256, 256, 256], MaskPredictorChannels = maskPredictorChannels });
+
     /// <summary>Mask probability threshold of the returned binary masks.</summary>
     public MaskRcnnBuilder WithMaskThreshold(double threshold) => Configure(c => c with { MaskThreshold = threshold });
 
@@ -192,8 +196,8 @@ public sealed class MaskRcnnBuilder
             if (config.Masks)
             {
                 mp = maskPooler ?? new MultiScaleRoIAlign(14, 2);
-                maskHead = Track(maskHeadFactory?.Invoke(channels) ?? new MaskRcnnHead(channels));
-                maskPredictor = Track(maskPredictorFactory?.Invoke(maskHead.OutChannels, config.NumClasses) ?? new MaskRcnnPredictor(maskHead.OutChannels, 256, config.NumClasses));
+                maskHead = Track(maskHeadFactory?.Invoke(channels) ?? new MaskRcnnHead(channels, config.MaskHeadLayers));
+                maskPredictor = Track(maskPredictorFactory?.Invoke(maskHead.OutChannels, config.NumClasses) ?? new MaskRcnnPredictor(maskHead.OutChannels, config.MaskPredictorChannels, config.NumClasses));
             }
 
             var heads = new RoIHeads(bp, boxHead, boxPredictor, mp, maskHead, maskPredictor, config.RoIHeads);

@@ -54,6 +54,12 @@ public sealed record MaskRcnnConfig
     /// <summary>Representation size of the box head.</summary>
     public int BoxHeadSize { get; init; } = 1024;
 
+    /// <summary>Channels of the mask head's 3×3 convolutions, one entry per layer (torchvision: 4 × 256).</summary>
+    public IReadOnlyList<int> MaskHeadLayers { get; init; } = [256, 256, 256, 256];
+
+    /// <summary>Channels of the mask predictor's transposed convolution (torchvision: 256).</summary>
+    public int MaskPredictorChannels { get; init; } = 256;
+
     /// <summary>The name of class <paramref name="label"/>.</summary>
     public string ClassName(int label) =>
         ClassNames is { } names && label >= 0 && label < names.Count ? names[label] : label.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -79,6 +85,11 @@ public sealed record MaskRcnnConfig
         if (MaskThreshold is < 0 or > 1 || double.IsNaN(MaskThreshold))
         {
             throw new ArgumentException($"MaskThreshold must be in [0, 1], got {MaskThreshold}", nameof(MaskThreshold));
+        }
+
+        if (MaskHeadLayers.Count == 0 || MaskHeadLayers.Any(c => c < 1) || MaskPredictorChannels < 1 || BoxHeadSize < 1)
+        {
+            throw new ArgumentException($"MaskHeadLayers needs at least one layer and every channel count (mask head, mask predictor, box head) must be >= 1", nameof(MaskHeadLayers));
         }
 
         if (Backbone.TrainableLayers is < 0 or > 5)

@@ -13,11 +13,22 @@ public sealed record EvaluationProgress(int Done, int Total);
 /// <param name="Boxes">Box AP/AR (pycocotools semantics).</param>
 /// <param name="Masks">Mask AP/AR, or null for a model without masks.</param>
 /// <param name="Predictions">The predictions per image, in dataset order.</param>
-public sealed record ModelEvaluationResult(CocoEvaluationResult Boxes, CocoEvaluationResult? Masks, IReadOnlyList<ImageDetections> Predictions);
+public sealed record ModelEvaluationResult(CocoEvaluationResult Boxes, CocoEvaluationResult? Masks, IReadOnlyList<ImageDetections> Predictions)
+{
+    /// <summary>
+    /// Per-image IoU / Dice of the union of the predicted masks scoring at least
+    /// <see cref="ModelEvaluation.BinaryScoreThreshold"/> against the union of the true (non-crowd) masks, or null for
+    /// a model without masks.
+    /// </summary>
+    public BinarySegmentationResult? Binary { get; init; }
+}
 
 /// <summary>Runs a model over a dataset and scores it with COCO's metrics.</summary>
 public static class ModelEvaluation
 {
+    /// <summary>Detections scoring below this are left out of <see cref="ModelEvaluationResult.Binary"/> (as in the overlays).</summary>
+    public const double BinaryScoreThreshold = 0.5;
+
     /// <summary>
     /// Predicts every image of <paramref name="dataset"/> (in evaluation mode) and computes COCO bbox and segm
     /// metrics against its annotations. Ground-truth areas are the mask areas (or box areas without masks).
@@ -34,6 +45,7 @@ public static class ModelEvaluation
             var gts = new List<GroundTruthImage>();
             var dts = new List<DetectionImage>();
             var predictions = new List<ImageDetections>();
+            var overlaps = new List<ImageOverlap>();
             for (var i = 0; i < dataset.Count; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -49,13 +61,23 @@ public static class ModelEvaluation
                     d.Mask is { } m
                         ? new DetectedObject(d.Label, d.Score, CocoBox.FromCorners(d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2), m.ToRle())
                         : new DetectedObject(d.Label, d.Score, CocoBox.FromCorners(d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2))).ToArray()));
+                if (model.Config.Masks && sample.Annotations.All(a => a.IsCrowd || a.GetMask() is not null))
+                {
+                    overlaps.Add(BinarySegmentationMetrics.Compare(sample.ImageId, result.Height, result.Width,
+                        result.Detections.Where(d => d.Score >= BinaryScoreThreshold && d.Mask is not null).Select(d => d.Mask!),
+                        sample.Annotations.Where(a => !a.IsCrowd).Select(a => a.GetMask()!)));
+                }
+
                 progress?.Report(new EvaluationProgress(i + 1, dataset.Count));
             }
 
             var boxes = CocoEvaluator.Evaluate(gts, dts, CocoIouType.BoundingBox);
             var hasMasks = model.Config.Masks && gts.All(g => g.Objects.All(o => o.Mask is not null));
             var masks = hasMasks ? CocoEvaluator.Evaluate(gts, dts, CocoIouType.Segmentation) : null;
-            return new ModelEvaluationResult(boxes, masks, predictions);
+            return new ModelEvaluationResult(boxes, masks, predictions)
+            {
+                Binary = overlaps.Count == dataset.Count && dataset.Count > 0 ? new BinarySegmentationResult(overlaps) : null,
+            };
         }
         finally
         {

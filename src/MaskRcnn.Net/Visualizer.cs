@@ -8,7 +8,8 @@ namespace MaskRcnn.Net;
 /// <param name="BoxThickness">Box line width in pixels.</param>
 /// <param name="FontScale">Integer scale of the built-in 5×7 font.</param>
 /// <param name="MinScore">Detections below this score are not drawn.</param>
-public sealed record VisualizerOptions(double MaskOpacity = 0.45, int BoxThickness = 2, int FontScale = 2, double MinScore = 0.0);
+/// <param name="ShowScores">Write the score after the class name (off for ground truth).</param>
+public sealed record VisualizerOptions(double MaskOpacity = 0.45, int BoxThickness = 2, int FontScale = 2, double MinScore = 0.0, bool ShowScores = true);
 
 /// <summary>
 /// Draws detections onto an image: a translucent colour per instance mask, its box, and "label score" text in a
@@ -74,7 +75,7 @@ public static class Visualizer
         {
             var c = ColorOf(i);
             canvas.Rect((int)MathF.Round(d.Box.X1), (int)MathF.Round(d.Box.Y1), (int)MathF.Round(d.Box.X2), (int)MathF.Round(d.Box.Y2), c, o.BoxThickness);
-            var text = $"{d.ClassName} {d.Score:0.00}";
+            var text = o.ShowScores ? $"{d.ClassName} {d.Score:0.00}" : d.ClassName;
             var scale = Math.Max(1, o.FontScale);
             var tx = Math.Clamp((int)d.Box.X1, 0, Math.Max(0, w - 1));
             var ty = (int)d.Box.Y1 - (BitmapFont.Height + 2) * scale;
@@ -91,11 +92,54 @@ public static class Visualizer
         return outHwc.Permute(2, 0, 1).Contiguous();
     }
 
+    /// <summary>
+    /// The ground truth (left, captioned "truth") next to the predictions (right, captioned "predicted") on the same
+    /// image, as one uint8 [3, H + caption, 2W + gap] image.
+    /// </summary>
+    public static Tensor DrawComparison(Tensor image, ImageDetections truth, ImageDetections predicted, VisualizerOptions? options = null)
+    {
+        var o = options ?? new VisualizerOptions();
+        using var left = Draw(image, truth, o with { MinScore = 0, ShowScores = false });
+        using var right = Draw(image, predicted, o);
+        int h = (int)left.Shape[1], w = (int)left.Shape[2];
+        var scale = Math.Max(1, o.FontScale);
+        var band = (BitmapFont.Height + 4) * scale;
+        const int Gap = 6;
+        int outW = 2 * w + Gap, outH = h + band;
+        var px = new byte[outW * outH * 3];
+        Array.Fill(px, (byte)255);
+        using (var lh = left.Permute(1, 2, 0).Contiguous())
+        using (var rh = right.Permute(1, 2, 0).Contiguous())
+        {
+            var l = lh.ToArray<byte>();
+            var r = rh.ToArray<byte>();
+            for (var y = 0; y < h; y++)
+            {
+                Array.Copy(l, y * w * 3, px, ((y + band) * outW) * 3, w * 3);
+                Array.Copy(r, y * w * 3, px, ((y + band) * outW + w + Gap) * 3, w * 3);
+            }
+        }
+
+        var canvas = new Canvas(px, outW, outH);
+        canvas.Text(2 * scale, 2 * scale, "truth", (0, 0, 0), scale);
+        canvas.Text(w + Gap + 2 * scale, 2 * scale, "predicted", (0, 0, 0), scale);
+        using var outHwc = Tensor.FromArray(px, outH, outW, 3);
+        return outHwc.Permute(2, 0, 1).Contiguous();
+    }
+
     /// <summary>Draws and saves as PNG (".png") or JPEG (any other extension).</summary>
     public static void Save(Tensor image, ImageDetections detections, string path, VisualizerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         using var drawn = Draw(image, detections, options);
+        SaveImage(drawn, path);
+    }
+
+    /// <summary>Saves a uint8 [3, H, W] image as PNG (".png") or JPEG (any other extension).</summary>
+    public static void SaveImage(Tensor drawn, string path)
+    {
+        ArgumentNullException.ThrowIfNull(drawn);
+        ArgumentNullException.ThrowIfNull(path);
         if (path.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
         {
             ImageCodec.SavePng(drawn, path);

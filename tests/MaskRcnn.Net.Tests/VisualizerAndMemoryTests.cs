@@ -60,6 +60,31 @@ public class VisualizerAndMemoryTests
     }
 
     [Fact]
+    public void Comparison_puts_the_truth_left_and_the_prediction_right_under_captions()
+    {
+        using var image = Tensor.Full([1, 60, 80], 100L, DType.UInt8);
+        static BinaryMask Square(int x0) => BinaryMask.FromBools(Enumerable.Range(0, 60 * 80).Select(i => i / 80 is >= 20 and < 40 && i % 80 >= x0 && i % 80 < x0 + 20).ToArray(), 60, 80);
+        var truth = new ImageDetections(80, 60, [new Detection(new BoundingBox(10, 20, 30, 40), 1, "tumor", 1, Square(10))]);
+        var predicted = new ImageDetections(80, 60, [new Detection(new BoundingBox(50, 20, 70, 40), 1, "tumor", 0.8f, Square(50)),
+            new Detection(new BoundingBox(0, 0, 5, 5), 1, "tumor", 0.2f, null)]);
+        var options = new VisualizerOptions(MaskOpacity: 0.5, BoxThickness: 1, FontScale: 1, MinScore: 0.5);
+        using var both = Visualizer.DrawComparison(image, truth, predicted, options);
+        using var left = Visualizer.Draw(image, truth, options with { MinScore = 0, ShowScores = false });
+        using var right = Visualizer.Draw(image, predicted, options);
+        var band = 7 + 4; // font height + padding at scale 1
+        both.Shape.Should().Equal(3, 60 + band, 2 * 80 + 6);
+        using var leftPart = both.Narrow(1, band, 60).Narrow(2, 0, 80).Contiguous();
+        using var rightPart = both.Narrow(1, band, 60).Narrow(2, 86, 80).Contiguous();
+        leftPart.ToArray<byte>().Should().Equal(left.ToArray<byte>());
+        rightPart.ToArray<byte>().Should().Equal(right.ToArray<byte>(), "the 0.2 detection is below MinScore and not drawn");
+        using var gap = both.Narrow(2, 80, 6).Contiguous();
+        gap.ToArray<byte>().Should().OnlyContain(v => v == 255);
+        using var caption = both.Narrow(1, 0, band).Contiguous();
+        caption.ToArray<byte>().Should().Contain(0, "the captions are written in black").And.Contain(255);
+        left.ToArray<byte>().Should().NotEqual(right.ToArray<byte>());
+    }
+
+    [Fact]
     public void Hundreds_of_predictions_do_not_grow_native_memory()
     {
         static long Rss()
