@@ -86,7 +86,7 @@ public sealed class ResNet : Module
         }
 
         using var scope = Torch.NewDisposeScope();
-        var x = NormLayers.Forward(bn1, Conv1.Forward(images)).ReluInPlace();
+        var x = NormLayers.ConvNorm(Conv1, bn1, images).ReluInPlace();
         x = Functional.MaxPool2d(x, 3, 2, 1);
         var outputs = new Tensor[Stages.Count];
         for (var s = 0; s < Stages.Count; s++)

@@ -33,7 +33,7 @@ public sealed class Downsample : Module
     public Tensor Forward(Tensor input)
     {
         using var scope = Torch.NewDisposeScope();
-        return scope.MoveToOuter(NormLayers.Forward(norm, Conv.Forward(input)));
+        return scope.MoveToOuter(NormLayers.ConvNorm(Conv, norm, input));
     }
 }
 
@@ -123,8 +123,8 @@ public sealed class BasicBlock : ResidualBlock
     {
         ArgumentNullException.ThrowIfNull(input);
         using var scope = Torch.NewDisposeScope();
-        var x = NormLayers.Forward(bn1, Conv1.Forward(input)).ReluInPlace();
-        x = NormLayers.Forward(bn2, Conv2.Forward(x));
+        var x = NormLayers.ConvNorm(Conv1, bn1, input).ReluInPlace();
+        x = NormLayers.ConvNorm(Conv2, bn2, x);
         return scope.MoveToOuter(FinishResidual(x, input));
     }
 }
@@ -191,9 +191,9 @@ public sealed class Bottleneck : ResidualBlock
     {
         ArgumentNullException.ThrowIfNull(input);
         using var scope = Torch.NewDisposeScope();
-        var x = NormLayers.Forward(bn1, Conv1.Forward(input)).ReluInPlace();
-        x = NormLayers.Forward(bn2, Conv2.Forward(x)).ReluInPlace();
-        x = NormLayers.Forward(bn3, Conv3.Forward(x));
+        var x = NormLayers.ConvNorm(Conv1, bn1, input).ReluInPlace();
+        x = NormLayers.ConvNorm(Conv2, bn2, x).ReluInPlace();
+        x = NormLayers.ConvNorm(Conv3, bn3, x);
         return scope.MoveToOuter(FinishResidual(x, input));
     }
 }
