@@ -71,6 +71,11 @@ public sealed class ResNet : Module
         return stage;
     }
 
+    /// <summary>
+    /// Run on CPU in the channels-last layout (default true: faster with oneDNN; results equal up to float rounding).
+    /// </summary>
+    public bool UseChannelsLast { get; set; } = true;
+
     /// <summary>Runs the body and returns the outputs of the four stages.</summary>
     /// <param name="images">[N, 3, H, W] normalised images.</param>
     /// <returns>
@@ -86,7 +91,10 @@ public sealed class ResNet : Module
         }
 
         using var scope = Torch.NewDisposeScope();
-        var x = NormLayers.ConvNorm(Conv1, bn1, images).ReluInPlace();
+        // On CPU the whole network runs channels-last: oneDNN convolutions then need no layout conversions, and the
+        // layout carries through the FPN and the RPN head (RoIAlign reads it directly).
+        var input = UseChannelsLast && images.Device.Type == DeviceType.Cpu ? images.Contiguous(MemoryFormat.ChannelsLast) : images;
+        var x = NormLayers.ConvNorm(Conv1, bn1, input).ReluInPlace();
         x = Functional.MaxPool2d(x, 3, 2, 1);
         var outputs = new Tensor[Stages.Count];
         for (var s = 0; s < Stages.Count; s++)

@@ -114,6 +114,29 @@ public class RoIAlignTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_channels_last_input_gives_the_same_values_and_gradients()
+    {
+        using var scope = Torch.NewDisposeScope();
+        Torch.ManualSeed(5);
+        var x = Tensor.Rand([2, 16, 12, 16]);
+        var rois = MakeRois(3, 40); // few RoIs: a planar input would take the planar path
+        var cl = x.Contiguous(MemoryFormat.ChannelsLast);
+        cl.IsContiguousIn(MemoryFormat.ChannelsLast).Should().BeTrue();
+        cl.IsContiguous.Should().BeFalse();
+        var xg = x.Detach();
+        xg.RequiresGrad = true;
+        var clg = cl.Detach();
+        clg.RequiresGrad = true;
+        var a = RoIAlign.Apply(xg, rois, 7, 7, 0.5, 2, true);
+        var b = RoIAlign.Apply(clg, rois, 7, 7, 0.5, 2, true);
+        Assertions.AllClose(b.ToArray<double>(), a.ToArray<double>(), atol: 1e-6, what: "channels-last vs planar input");
+        var g = Tensor.Randn(a.Shape);
+        (a * g).Sum().Backward();
+        (b * g).Sum().Backward();
+        Assertions.AllClose(clg.Grad!.ToArray<double>(), xg.Grad!.ToArray<double>(), atol: 1e-6, what: "gradient");
+    }
+
+    [Fact]
     public void Float64_matches_torchvision()
     {
         using var scope = Torch.NewDisposeScope();

@@ -29,6 +29,8 @@ internal static partial class NativeMethods
     [LibraryImport(Lib)] internal static partial int mr_dtype(TensorHandle h);
     [LibraryImport(Lib)] internal static partial int mr_device(TensorHandle h, out int type, out int index);
     [LibraryImport(Lib)] internal static partial int mr_is_contiguous(TensorHandle h);
+    [LibraryImport(Lib)] internal static partial int mr_is_contiguous_format(TensorHandle h, int format);
+    [LibraryImport(Lib)] internal static partial nint mr_contiguous_format(TensorHandle h, int format);
     [LibraryImport(Lib)] internal static partial long mr_storage_offset(TensorHandle h);
     [LibraryImport(Lib)] internal static unsafe partial int mr_copy_to(TensorHandle h, int dtype, void* dst, long nbytes);
     [LibraryImport(Lib)] internal static partial nint mr_data_ptr(TensorHandle h);

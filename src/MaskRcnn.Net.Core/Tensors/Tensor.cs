@@ -132,6 +132,15 @@ public sealed partial class Tensor : IDisposable
     /// <summary>True when the elements are laid out densely in row-major order.</summary>
     public bool IsContiguous => Native.Check(NativeMethods.mr_is_contiguous(Handle)) == 1;
 
+    /// <summary>Whether the elements are laid out densely in <paramref name="format"/>'s order.</summary>
+    public bool IsContiguousIn(MemoryFormat format) => Native.Check(NativeMethods.mr_is_contiguous_format(Handle, (int)format)) == 1;
+
+    /// <summary>
+    /// This tensor laid out in <paramref name="format"/> (itself, as a new handle, when it already is). Channels-last
+    /// needs a 4-d tensor; shape and values are unchanged, only the strides differ.
+    /// </summary>
+    public Tensor Contiguous(MemoryFormat format) => new(NativeMethods.mr_contiguous_format(Handle, (int)format));
+
     /// <summary>libtorch's printout of the tensor.</summary>
     public override string ToString() =>
         handle.IsClosed ? "Tensor(disposed)" : Native.TakeString(NativeMethods.mr_to_string(Handle));

@@ -96,6 +96,16 @@ MR_API int mr_device(mr_tensor h, int* type, int* index) {
   });
 }
 MR_API int mr_is_contiguous(mr_tensor h) { return guard([&] { return T(h).is_contiguous() ? 1 : 0; }, -1); }
+// Memory formats: 0 = contiguous (NCHW), 1 = channels-last (NHWC strides for a 4-d tensor).
+static at::MemoryFormat memory_format(int f) {
+  if (f == 0) return at::MemoryFormat::Contiguous;
+  if (f == 1) return at::MemoryFormat::ChannelsLast;
+  throw std::invalid_argument("unknown memory format " + std::to_string(f));
+}
+MR_API int mr_is_contiguous_format(mr_tensor h, int f) {
+  return guard([&] { return T(h).is_contiguous(memory_format(f)) ? 1 : 0; }, -1);
+}
+MR_API mr_tensor mr_contiguous_format(mr_tensor h, int f) { return wrap([&] { return T(h).contiguous(memory_format(f)); }); }
 MR_API int64_t mr_storage_offset(mr_tensor h) { return guard([&] { return T(h).storage_offset(); }, (int64_t)-1); }
 
 // ---- data access ---------------------------------------------------------------------------------------------

@@ -354,8 +354,10 @@ at::Tensor roi_align_forward_cpu(const at::Tensor& input, const at::Tensor& rois
   // Channels-last pays off once the RoIs read more values than a transposed copy of the input costs to make:
   // estimate the taps (4 reads per sample point) against twice the input's spatial size.
   const int64_t grid = sampling_ratio > 0 ? sampling_ratio * sampling_ratio : 4;
-  const bool channels_last =
-      input.size(1) >= 8 && rois.size(0) * pooled_h * pooled_w * grid * 4 > 2 * input.size(2) * input.size(3);
+  // A channels-last input is read in place (no copy either way).
+  const bool channels_last = input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_contiguous()
+      ? true
+      : input.size(1) >= 8 && rois.size(0) * pooled_h * pooled_w * grid * 4 > 2 * input.size(2) * input.size(3);
   if (channels_last) {
     auto nhwc = input.permute({0, 2, 3, 1}).contiguous();
     if (input.scalar_type() == at::kFloat)

@@ -3,6 +3,24 @@ namespace MaskRcnn.Net.Core.Tests.Tensors;
 public class TensorBasicsTests
 {
     [Fact]
+    public void Channels_last_keeps_shape_and_values_and_changes_strides()
+    {
+        using var scope = Torch.NewDisposeScope();
+        var x = Tensor.Arange(2 * 3 * 4 * 5).Reshape(2, 3, 4, 5).To(DType.Float32);
+        var cl = x.Contiguous(MemoryFormat.ChannelsLast);
+        cl.Shape.Should().Equal(2, 3, 4, 5);
+        cl.IsContiguousIn(MemoryFormat.ChannelsLast).Should().BeTrue();
+        cl.IsContiguous.Should().BeFalse();
+        cl.ToArray<float>().Should().Equal(x.ToArray<float>(), "logical order is unchanged");
+        // In NHWC memory the channels of a pixel are adjacent: permuting to [N, H, W, C] is then a contiguous view.
+        cl.Permute(0, 2, 3, 1).IsContiguous.Should().BeTrue();
+        var back = cl.Contiguous(MemoryFormat.Contiguous);
+        back.IsContiguous.Should().BeTrue();
+        back.ToArray<float>().Should().Equal(x.ToArray<float>());
+        FluentActions.Invoking(() => Tensor.Zeros([3, 4]).Contiguous(MemoryFormat.ChannelsLast)).Should().Throw<TorchException>();
+    }
+
+    [Fact]
     public void FromArray_round_trips_values_shape_and_dtype()
     {
         using var t = Tensor.FromArray(new float[] { 1, 2, 3, 4, 5, 6 }, 2, 3);
