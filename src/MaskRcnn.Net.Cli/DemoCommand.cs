@@ -25,6 +25,7 @@ internal static class DemoCommand
         };
         command.SetAction((parse, ct) =>
         {
+            ct = Program.Link(ct);
             Program.SetThreads(parse.GetValue(threads));
             var root = parse.GetValue(data) ?? FindShippedData();
             var outDir = parse.GetValue(output)!;

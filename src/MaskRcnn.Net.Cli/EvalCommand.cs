@@ -17,15 +17,18 @@ internal static class EvalCommand
         var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its predictions drawn here" };
         var jsonOut = new Option<string?>("--json") { Description = "write {\"bbox\":{\"AP\":..},\"segm\":{..}} here" };
         var threads = new Option<int?>("--threads");
+        var normEps = PredictCommand.NormEpsOption();
         var command = new Command("eval", "Evaluate a model with COCO's box and mask AP")
         {
-            weights, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, threads,
+            weights, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, threads, normEps,
         };
         command.SetAction((parse, ct) =>
         {
+            ct = Program.Link(ct);
             Program.SetThreads(parse.GetValue(threads));
             var dataset = DatasetLoader.Load(parse.GetValue(format), parse.GetValue(data)!, parse.GetValue(images), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
-            using var model = PredictCommand.LoadModel(parse.GetValue(weights)!, parse.GetValue(numClasses), null);
+            using var model = PredictCommand.LoadModel(parse.GetValue(weights)!, parse.GetValue(numClasses), null, parse.GetValue(normEps));
+            CheckClasses(model, dataset);
             var result = Run(model, dataset, parse.GetValue(overlayDir), ct);
             if (parse.GetValue(jsonOut) is { } path)
             {
@@ -35,6 +38,24 @@ internal static class EvalCommand
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Refuses to score a model against data whose classes are numbered differently (the labels would be compared
+    /// as numbers, silently wrong).
+    /// </summary>
+    public static void CheckClasses(MaskRcnnModel model, Training.IDetectionDataset dataset)
+    {
+        var modelNames = model.Config.ClassNames;
+        if (modelNames is not null && !modelNames.Skip(1).SequenceEqual(dataset.ClassNames.Skip(1)))
+        {
+            throw new ArgumentException($"the model's classes ({string.Join(", ", modelNames.Skip(1))}) differ from the dataset's ({string.Join(", ", dataset.ClassNames.Skip(1))}); labels would not correspond");
+        }
+
+        if (dataset.ClassNames.Count > model.Config.NumClasses)
+        {
+            throw new ArgumentException($"the dataset has {dataset.ClassNames.Count - 1} classes but the model predicts {model.Config.NumClasses - 1}");
+        }
     }
 
     /// <summary>Writes <c>{"bbox": {"AP": …, "AP50": …, …}, "segm": {…}}</c>.</summary>

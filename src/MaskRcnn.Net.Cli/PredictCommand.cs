@@ -21,23 +21,24 @@ internal static class PredictCommand
         var json = new Option<string>("--json") { Description = "output JSON file", Required = true };
         var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its detections drawn here" };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads" };
+        var normEps = NormEpsOption();
         var images = new Argument<string[]>("IMAGE") { Arity = ArgumentArity.OneOrMore, Description = "JPEG or PNG files" };
         var command = new Command("predict", "Detect and segment objects in images")
         {
-            weights, numClasses, scoreThreshold, warmup, json, overlayDir, threads, images,
+            weights, numClasses, scoreThreshold, warmup, json, overlayDir, threads, normEps, images,
         };
         command.SetAction(parse => Run(
             parse.GetValue(weights)!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
-            parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!));
+            parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps)));
         return command;
     }
 
     private static int Run(string weights, int? numClasses, double scoreThreshold, bool warmup, string jsonPath,
-        string? overlayDir, int? threads, string[] images)
+        string? overlayDir, int? threads, string[] images, double normEps)
     {
         Program.SetThreads(threads);
 
-        using var model = LoadModel(weights, numClasses, scoreThreshold);
+        using var model = LoadModel(weights, numClasses, scoreThreshold, normEps);
         if (overlayDir is not null)
         {
             Directory.CreateDirectory(overlayDir);
@@ -87,7 +88,14 @@ internal static class PredictCommand
         return 0;
     }
 
-    internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold)
+    /// <summary>The <c>--norm-eps</c> option of commands that load torchvision state dicts.</summary>
+    internal static Option<double> NormEpsOption() => new("--norm-eps")
+    {
+        Description = "frozen batch-norm eps for a torchvision state dict (torchvision uses 0 for its COCO_V1 checkpoint, 1e-5 otherwise)",
+        DefaultValueFactory = _ => 1e-5,
+    };
+
+    internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5)
     {
         if (!File.Exists(weights))
         {
@@ -113,7 +121,9 @@ internal static class PredictCommand
             return new MaskRcnnBuilder(config).WithWeights(weights).Build();
         }
 
-        var builder = new MaskRcnnBuilder().WithNumClasses(numClasses ?? 91).WithWeights(weights);
+        var builder = new MaskRcnnBuilder().WithNumClasses(numClasses ?? 91)
+            .Configure(c => c with { Backbone = c.Backbone with { NormEps = normEps } })
+            .WithWeights(weights);
         if (scoreThreshold is { } s)
         {
             builder.WithScoreThreshold(s);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 
 namespace MaskRcnn.Net.Cli;
 
@@ -15,13 +16,31 @@ internal static class Program
             DemoCommand.Create(),
         };
 
+        // Ctrl+C / SIGTERM cancel the running command's token: training finishes its iteration and writes a checkpoint
+        // (System.CommandLine's own handling is not used: it did not reach synchronous command bodies here). A second
+        // Ctrl+C terminates at once.
+        using var interrupt = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            if (!interrupt.IsCancellationRequested)
+            {
+                context.Cancel = true;
+                Console.Error.WriteLine("maskrcnn: stopping after the current step (press Ctrl+C again to quit at once)");
+                interrupt.Cancel();
+            }
+        }
+
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        interrupted = interrupt.Token;
         try
         {
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
+            return root.Parse(args).Invoke(configuration);
         }
         catch (Exception e) when (e is IOException or ArgumentException or FormatException or InvalidOperationException or UnauthorizedAccessException
                                   or Core.TorchException or Core.NN.CheckpointMismatchException or Core.Checkpoints.CheckpointException
-                                  or Training.DatasetFormatException or Core.Imaging.ImageDecodeException)
+                                  or Training.DatasetFormatException or Core.Imaging.ImageDecodeException or Training.TrainingDivergedException)
         {
             Console.Error.WriteLine($"maskrcnn: {e.Message}");
             return 1;
@@ -32,6 +51,12 @@ internal static class Program
             return 130;
         }
     }
+
+    private static CancellationToken interrupted;
+
+    /// <summary>A token cancelled by the command-line's token or by Ctrl+C / SIGTERM.</summary>
+    public static CancellationToken Link(CancellationToken token) =>
+        token.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(token, interrupted).Token : interrupted;
 
     /// <summary>Sets libtorch's thread count (default: every core; libtorch alone may start with one).</summary>
     public static void SetThreads(int? threads) => Core.Torch.NumThreads = Math.Max(1, threads ?? Environment.ProcessorCount);

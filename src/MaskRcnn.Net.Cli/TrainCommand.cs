@@ -83,10 +83,10 @@ internal static class TrainCommand
     {
         var format = new Option<DatasetFormat>("--format") { Description = "coco, via or labelme", DefaultValueFactory = _ => DatasetFormat.Coco };
         var trainJson = new Option<string>("--train") { Description = "training annotations (COCO/VIA JSON file, or a LabelMe folder)", Required = true };
-        var trainImages = new Option<string?>("--images") { Description = "training images folder (default: 'images' next to the JSON)" };
+        var trainImages = new Option<string?>("--images") { Description = "training images folder (default: COCO 'images' next to the JSON; VIA the JSON's folder)" };
         var valJson = new Option<string?>("--val") { Description = "validation annotations (evaluated every --validate-every epochs and at the end)" };
         var valImages = new Option<string?>("--val-images") { Description = "validation images folder" };
-        var defaultClass = new Option<string?>("--default-class") { Description = "VIA: class of regions without a class attribute" };
+        var defaultClass = new Option<string?>("--default-class") { Description = "VIA: the class of every region (when --class-attribute is not given)" };
         var classAttribute = new Option<string?>("--class-attribute") { Description = "VIA: region attribute holding the class" };
         var output = new Option<string>("--out") { Description = "output folder: model.safetensors + model.json, checkpoint.safetensors, train.log", Required = true };
         var epochs = new Option<int?>("--epochs") { Description = "passes over the training data (default 12)" };
@@ -96,9 +96,9 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "base learning rate", DefaultValueFactory = _ => 0.01 };
         var size = new Option<int>("--min-size") { Description = "shorter side after resizing", DefaultValueFactory = _ => 512 };
         var maxSize = new Option<int>("--max-size") { Description = "longer side limit", DefaultValueFactory = _ => 853 };
-        var depth = new Option<string>("--backbone") { Description = "resnet18, resnet34, resnet50 or resnet101", DefaultValueFactory = _ => "resnet50" };
+        var depth = new Option<string>("--backbone") { Description = "resnet18, resnet34, resnet50, resnet101 or resnet152", DefaultValueFactory = _ => "resnet50" };
         var norm = new Option<NormKind>("--norm") { Description = "BatchNorm, FrozenBatchNorm or GroupNorm", DefaultValueFactory = _ => NormKind.FrozenBatchNorm };
-        var trainable = new Option<int>("--trainable-layers") { DefaultValueFactory = _ => 3 };
+        var trainable = new Option<int?>("--trainable-layers") { Description = "backbone stages trained, 0-5 (default: 3 with --weights, 5 from scratch)" };
         var init = new Option<string?>("--weights") { Description = "initial weights, e.g. torchvision COCO maskrcnn_resnet50_fpn (class layers re-initialised)" };
         var resume = new Option<bool>("--resume") { Description = "continue from OUT/checkpoint.safetensors (weights, optimizer, position)" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "also checkpoint every N optimizer steps (default: every epoch)" };
@@ -111,7 +111,7 @@ internal static class TrainCommand
         var schedule = new Option<LearningRateDecay>("--schedule") { Description = "learning-rate decay: Step or Cosine", DefaultValueFactory = _ => LearningRateDecay.Step };
         var warmup = new Option<int>("--warmup") { Description = "warm-up steps", DefaultValueFactory = _ => 100 };
         var jitter = new Option<double>("--color-jitter") { Description = "brightness/contrast jitter strength (0: off)" };
-        var scales = new Option<string?>("--multi-scale") { Description = "extra shorter-side sizes for multi-scale training, e.g. 224,288" };
+        var scales = new Option<string?>("--multi-scale") { Description = "extra shorter-side sizes drawn at random in training, e.g. 224,288 (inference uses --min-size)" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: all cores)" };
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
@@ -128,6 +128,7 @@ internal static class TrainCommand
         });
         command.SetAction((parse, ct) =>
         {
+            ct = Program.Link(ct);
             Program.SetThreads(parse.GetValue(threads));
             var f = parse.GetValue(format);
             var train = DatasetLoader.Load(f, parse.GetValue(trainJson)!, parse.GetValue(trainImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
@@ -135,7 +136,7 @@ internal static class TrainCommand
             var val = valPath is null ? null : DatasetLoader.Load(f, valPath, parse.GetValue(valImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
             var mins = parse.GetValue(minutes);
             var settings = new TrainSettings(train, val, parse.GetValue(output)!, parse.GetValue(epochs) ?? (mins is null ? 12 : 1000), parse.GetValue(batch), parse.GetValue(lr),
-                parse.GetValue(size), parse.GetValue(maxSize), ParseBackbone(parse.GetValue(depth)!), parse.GetValue(norm), parse.GetValue(trainable),
+                parse.GetValue(size), parse.GetValue(maxSize), ParseBackbone(parse.GetValue(depth)!), parse.GetValue(norm), parse.GetValue(trainable) ?? (parse.GetValue(init) is null ? 5 : 3),
                 parse.GetValue(init), parse.GetValue(seed))
             {
                 Minutes = mins,
@@ -185,7 +186,7 @@ internal static class TrainCommand
             return depth;
         }
 
-        throw new ArgumentException($"--backbone {name} is not one of resnet18, resnet34, resnet50, resnet101");
+        throw new ArgumentException($"--backbone {name} is not one of resnet18, resnet34, resnet50, resnet101, resnet152");
     }
 
     /// <summary>The model configuration a run trains.</summary>
@@ -195,7 +196,8 @@ internal static class TrainCommand
         var builder = new MaskRcnnBuilder()
             .WithClasses(classes)
             .WithBackbone(s.Depth, s.Norm, s.TrainableLayers, outChannels: s.FpnChannels)
-            .WithImageSize(s.ImageSize, s.MaxSize, s.MoreMinSizes)
+            // torchvision's transform resizes to the last of its min sizes at inference: put --min-size last.
+            .WithImageSize(s.MoreMinSizes.Length > 0 ? s.MoreMinSizes[0] : s.ImageSize, s.MaxSize, [.. s.MoreMinSizes.Skip(1), .. s.MoreMinSizes.Length > 0 ? [s.ImageSize] : Array.Empty<int>()])
             .WithRpn(new RpnOptions(PreNmsTopNTrain: 1000, PostNmsTopNTrain: 1000, PreNmsTopNTest: 1000, PostNmsTopNTest: 500))
             .WithRoIHeads(new RoIHeadsOptions(BatchSizePerImage: s.RoIsPerImage))
             .WithHeadSizes(s.BoxHeadSize, s.MaskHead, s.MaskHead[^1]);
@@ -246,6 +248,16 @@ internal static class TrainCommand
         var model = builder.Build();
         try
         {
+            if (resuming)
+            {
+                EvalCommand.CheckClasses(model, s.Train);
+            }
+
+            if (s.Validation is not null)
+            {
+                EvalCommand.CheckClasses(model, s.Validation);
+            }
+
             ITransform augmentation = s.ColorJitter > 0
                 ? new Compose(new RandomHorizontalFlip(0.5), new ColorJitter(s.ColorJitter, s.ColorJitter))
                 : new RandomHorizontalFlip(0.5);

@@ -17,7 +17,7 @@ namespace MaskRcnn.Net;
 /// using var model = new MaskRcnnBuilder()
 ///     .WithClasses("tumor")
 ///     .WithImageSize(512, 853)
-///     .WithWeights("maskrcnn_resnet50_fpn_coco.pth", strict: false)
+///     .WithWeights("maskrcnn_resnet50_fpn_coco.pth", strict: true, skipShapeMismatches: true) // class layers stay freshly initialised
 ///     .Build();
 /// var result = model.Predict("scan.jpg");
 /// </code>
