@@ -88,6 +88,12 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
             throw new InvalidOperationException("ComputeLosses needs training mode: call Train() first");
         }
 
+        ArgumentNullException.ThrowIfNull(images);
+        for (var i = 0; i < images.Count; i++)
+        {
+            CheckImageSize(images[i], $"images[{i}]");
+        }
+
         using var scope = Torch.NewDisposeScope();
         var (batch, features, resized) = Prepare(images, targets);
         var (proposals, rpnLosses) = Rpn.Forward(batch, features.Tensors, resized);
@@ -113,6 +119,11 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
             throw new InvalidOperationException("prediction needs evaluation mode: call Eval() first");
         }
 
+        for (var i = 0; i < images.Count; i++)
+        {
+            CheckImageSize(images[i], $"images[{i}]");
+        }
+
         using var scope = Torch.NewDisposeScope();
         var (batch, features, _) = Prepare(images, null);
         var (proposals, _) = Rpn.Forward(batch, features.Tensors);
@@ -133,9 +144,17 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
     }
 
     /// <summary>Detects and segments the objects in one image.</summary>
+    /// <returns>The detections; an empty list when nothing scores above the threshold.</returns>
+    /// <exception cref="ArgumentException">The image has no pixels, is so elongated that the model's resize would leave
+    /// no row or column, or is so large that the full-size masks of <see cref="RoIHeadsOptions.DetectionsPerImage"/>
+    /// detections (one byte per pixel each) would exceed one array of 2^31 bytes — e.g. a 10000 × 10000 image needs
+    /// DetectionsPerImage ≤ 21. The message names the image and its size.</exception>
+    /// <exception cref="Core.Imaging.ImageDecodeException">An encoded image cannot be decoded.</exception>
     public ImageDetections Predict(ImageSource image) => Predict([image])[0];
 
     /// <summary>Detects and segments the objects in several images, run as one batch.</summary>
+    /// <exception cref="ArgumentException">An image is refused (see <see cref="Predict(ImageSource)"/>).</exception>
+    /// <exception cref="Core.Imaging.ImageDecodeException">An encoded image cannot be decoded.</exception>
     public IReadOnlyList<ImageDetections> Predict(IReadOnlyList<ImageSource> images)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -155,8 +174,57 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
     {
         ArgumentNullException.ThrowIfNull(source);
         using var rgb = source.LoadRgb();
+        CheckImageSize(rgb, source.Description); // before the 4-bytes-per-value float copy
         using var onDevice = rgb.To(Device, DType.Float32);
         return onDevice / 255.0;
+    }
+
+    /// <summary>
+    /// Refuses, before any work, an input whose height or width is 0, that the resize would shrink to nothing, or
+    /// whose full-size masks could not be returned (see <see cref="Predict(ImageSource)"/>).
+    /// </summary>
+    private void CheckImageSize(Tensor image, string description)
+    {
+        ArgumentNullException.ThrowIfNull(image, description);
+        var shape = image.Shape;
+        if (shape.Length != 3)
+        {
+            throw new ArgumentException($"{description}: an image must be a [C, H, W] tensor, got [{string.Join(", ", shape)}]", "images");
+        }
+
+        long height = shape[1], width = shape[2];
+        if (height < 1 || width < 1)
+        {
+            throw new ArgumentException($"{description}: the image is {width}x{height} (width x height) pixels; it needs at least one", "images");
+        }
+
+        // Masks are pasted at full size, one [H, W] plane per detection, and returned through one byte array.
+        if (RoIHeads.MaskPredictor is not null)
+        {
+            var detections = RoIHeads.Options.DetectionsPerImage;
+            if ((double)height * width * detections > Array.MaxLength)
+            {
+                throw new ArgumentException(
+                    $"{description}: the image is {width}x{height} pixels; the full-size masks of up to {detections} detections " +
+                    $"({nameof(RoIHeadsOptions)}.{nameof(RoIHeadsOptions.DetectionsPerImage)}) would need {(double)height * width * detections:0} bytes, " +
+                    $"more than the {Array.MaxLength} one array holds. Downscale the image or lower DetectionsPerImage.", "images");
+            }
+        }
+
+        // The resize (shorter side to MinSize, longer side at most MaxSize) must leave at least one row and column.
+        var options = Transform.Options;
+        var minSizes = IsTraining ? options.MinSizes : [options.MinSizes[^1]];
+        foreach (var minSize in minSizes)
+        {
+            var scale = Transform.ScaleFor(height, width, minSize);
+            var (resizedHeight, resizedWidth) = (Math.Floor(height * scale), Math.Floor(width * scale));
+            if (resizedHeight < 1 || resizedWidth < 1)
+            {
+                throw new ArgumentException(
+                    $"{description}: the image is {width}x{height} pixels, too elongated for the model's resize (shorter side " +
+                    $"{minSize}, longer side at most {options.MaxSize}), which would leave {resizedWidth}x{resizedHeight} pixels", "images");
+            }
+        }
     }
 
     /// <summary>Converts tensor detections of one image to plain .NET objects (boxes, labels, scores, binary masks).</summary>
@@ -166,6 +234,12 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
         if (d.Masks is { } maskTensor && (maskTensor.Size(-2) != height || maskTensor.Size(-1) != width))
         {
             throw new ArgumentException($"masks are {maskTensor.Size(-1)}x{maskTensor.Size(-2)} but the image size given is {width}x{height}", nameof(width));
+        }
+
+        if (d.Masks is { } allMasks && allMasks.NumEl > Array.MaxLength)
+        {
+            throw new ArgumentException(
+                $"{allMasks.Size(0)} masks of {width}x{height} pixels are more than the {Array.MaxLength} bytes one array holds", nameof(d));
         }
 
         using var scope = Torch.NewDisposeScope();

@@ -17,6 +17,9 @@ public static class TorchCheckpoint
 {
     private const string StreamName = "<stream>";
 
+    // Total length of all flattened keys accepted (2^26 characters, 128 MiB of strings).
+    private const long MaxKeyCharacters = 1L << 26;
+
     private static readonly BigInteger LegacyMagic = BigInteger.Parse("1950a86a20f9469cfc6c", System.Globalization.NumberStyles.HexNumber);
 
     /// <summary>Loads a checkpoint file; see <see cref="TorchStateDict"/> for how nested values are flattened.</summary>
@@ -57,6 +60,8 @@ public static class TorchCheckpoint
     {
         ArgumentException.ThrowIfNullOrEmpty(options.KeySeparator, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxNestingDepth, 1, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxValues, 1, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(options.MaxExpandedElements, nameof(options));
         try
         {
             var origin = stream.Position;
@@ -135,18 +140,19 @@ public static class TorchCheckpoint
 
     private static byte[] ReadEntry(ZipArchiveEntry entry, string source, long limit, long archiveLength)
     {
-        if (entry.Length > limit)
-        {
-            throw new UnsupportedCheckpointException(source, $"record {entry.FullName} ({entry.Length} bytes) is too large");
-        }
-
         // Sizes come from the central directory: refuse impossible ones before allocating (deflate expands at most
-        // about 1032:1), so a corrupt size cannot trigger a huge allocation.
+        // about 1032:1), so a corrupt size cannot trigger a huge allocation. Checked first, so that a corrupt size is
+        // reported as corruption rather than as an unsupported record size.
         if (entry.CompressedLength > archiveLength ||
             entry.Length > checked(Math.Max(entry.CompressedLength, 1) * 1032 + 64))
         {
             throw new CheckpointFormatException(source,
                 $"record {entry.FullName} claims {entry.Length} bytes ({entry.CompressedLength} stored), more than the archive can hold");
+        }
+
+        if (entry.Length > limit)
+        {
+            throw new UnsupportedCheckpointException(source, $"record {entry.FullName} ({entry.Length} bytes) is too large");
         }
 
         var bytes = new byte[entry.Length];
@@ -338,9 +344,11 @@ public static class TorchCheckpoint
         var tensorRefs = new List<KeyValuePair<string, TensorRef>>();
         var extras = new Dictionary<string, object?>(StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        long visited = 0, keyCharacters = 0;
         Flatten(root, "", 0);
 
         var users = tensorRefs.GroupBy(e => e.Value.Storage.Key).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+        CheckMaterializedSize();
         var result = new List<KeyValuePair<string, Tensor>>(tensorRefs.Count);
         using (var scope = Torch.NewDisposeScope())
         {
@@ -359,31 +367,7 @@ public static class TorchCheckpoint
             Tensor Build(string key, TensorRef t)
             {
                 var s = t.Storage;
-                var numel = 1L;
-                var last = s.ElementOffset + t.StorageOffset;
-                for (var d = 0; d < t.Size.Length; d++)
-                {
-                    numel = checked(numel * t.Size[d]);
-                    if (t.Size[d] > 0)
-                    {
-                        last = checked(last + (t.Size[d] - 1) * t.Stride[d]);
-                    }
-                }
-
-                if (numel > 0 && (t.StorageOffset >= s.Numel || last >= s.ElementOffset + s.Numel))
-                {
-                    throw new CheckpointFormatException(source,
-                        $"view (offset {t.StorageOffset}, size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}]) " +
-                        $"reaches past the {s.Numel} elements of storage '{s.Key}'", key);
-                }
-
-                if (numel > s.Numel && numel > options.MaxExpandedElements)
-                {
-                    throw new CheckpointFormatException(source,
-                        $"view of size [{string.Join(", ", t.Size)}] repeats its {s.Numel}-element storage into {numel} elements, " +
-                        $"more than {nameof(TorchCheckpointOptions.MaxExpandedElements)} ({options.MaxExpandedElements})", key);
-                }
-
+                var numel = CheckView(key, t);
                 if (numel == 0)
                 {
                     return Tensor.Empty(t.Size, s.DType);
@@ -411,11 +395,72 @@ public static class TorchCheckpoint
 
         return new TorchStateDict(source, format, result, extras);
 
+        // Before anything is allocated: the tensors may not hold more than MaxExpandedElements elements beyond the
+        // storages they view (expanded views and storages shared under many keys are copied densely).
+        void CheckMaterializedSize()
+        {
+            long total = 0;
+            foreach (var (key, t) in tensorRefs)
+            {
+                total = checked(total + CheckView(key, t));
+            }
+
+            var stored = tensorRefs.Select(e => e.Value.Storage).DistinctBy(s => s.Key).Sum(s => s.RootNumel);
+            if (total - stored > options.MaxExpandedElements)
+            {
+                throw new CheckpointFormatException(source,
+                    $"the {tensorRefs.Count} tensors have {total} elements but their storages hold only {stored} (views repeat " +
+                    $"storages), more than {nameof(TorchCheckpointOptions.MaxExpandedElements)} ({options.MaxExpandedElements}) extra");
+            }
+        }
+
+        // Checks that a view lies inside its storage and does not expand it beyond MaxExpandedElements; returns its
+        // element count.
+        long CheckView(string key, TensorRef t)
+        {
+            var s = t.Storage;
+            var numel = 1L;
+            var last = s.ElementOffset + t.StorageOffset;
+            for (var d = 0; d < t.Size.Length; d++)
+            {
+                numel = checked(numel * t.Size[d]);
+                if (t.Size[d] > 0)
+                {
+                    last = checked(last + (t.Size[d] - 1) * t.Stride[d]);
+                }
+            }
+
+            if (numel > 0 && (t.StorageOffset >= s.Numel || last >= s.ElementOffset + s.Numel))
+            {
+                throw new CheckpointFormatException(source,
+                    $"view (offset {t.StorageOffset}, size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}]) " +
+                    $"reaches past the {s.Numel} elements of storage '{s.Key}'", key);
+            }
+
+            if (numel > s.Numel && numel > options.MaxExpandedElements)
+            {
+                throw new CheckpointFormatException(source,
+                    $"view of size [{string.Join(", ", t.Size)}] repeats its {s.Numel}-element storage into {numel} elements, " +
+                    $"more than {nameof(TorchCheckpointOptions.MaxExpandedElements)} ({options.MaxExpandedElements})", key);
+            }
+
+            return numel;
+        }
+
         void Flatten(object? value, string prefix, int depth)
         {
             if (depth > options.MaxNestingDepth)
             {
                 throw new CheckpointFormatException(source, $"containers nest deeper than {options.MaxNestingDepth} levels (or form a cycle)", prefix);
+            }
+
+            // Containers shared through the pickle memo are walked once per reference: bound the total work.
+            keyCharacters += prefix.Length;
+            if (++visited > options.MaxValues || keyCharacters > MaxKeyCharacters)
+            {
+                throw new CheckpointFormatException(source,
+                    $"the checkpoint flattens to more than {options.MaxValues} values or {MaxKeyCharacters} key characters " +
+                    $"(a container shared many times through the pickle memo?); see {nameof(TorchCheckpointOptions)}.{nameof(TorchCheckpointOptions.MaxValues)}");
             }
 
             string Join(string k) => prefix.Length == 0 ? k : prefix + options.KeySeparator + k;

@@ -110,9 +110,17 @@ public sealed record TorchCheckpointOptions
     public int MaxNestingDepth { get; init; } = 64;
 
     /// <summary>
-    /// Largest element count of a tensor that has more elements than its storage (an expanded view with zero
-    /// strides), default 2^26. Such views are materialized as dense copies, so this bounds the memory a small,
-    /// possibly corrupt, file can make the loader allocate.
+    /// Largest number of elements the loader materializes beyond the sizes of the storages in the file, default
+    /// 2^26: a tensor with more elements than its storage (an expanded view with zero strides) or one storage
+    /// referenced under several keys is copied densely, so this bounds the memory a small, possibly corrupt or
+    /// hostile, file can make the loader allocate.
     /// </summary>
     public long MaxExpandedElements { get; init; } = 1L << 26;
+
+    /// <summary>
+    /// Largest number of values (containers and leaves) the flattened checkpoint may have, default 2^20. Pickles
+    /// can share a container many times through their memo, so a file of a few hundred bytes can describe an
+    /// exponentially large structure; such files are rejected instead of being walked.
+    /// </summary>
+    public long MaxValues { get; init; } = 1L << 20;
 }

@@ -22,13 +22,41 @@ public static class ImageCodec
     private const long JpegMaxSide = 65500;
     private const long PngMaxSide = 1_000_000;
 
+    /// <summary>The default of <see cref="MaxPixels"/>: 2^28 (268,435,456) pixels, e.g. 16384 × 16384.</summary>
+    public const long DefaultMaxPixels = 1L << 28;
+
+    /// <summary>The largest value <see cref="MaxPixels"/> accepts: 2^31 pixels, the native decoder's own limit.</summary>
+    public const long MaxPixelsLimit = 1L << 31;
+
+    private static long maxPixels = DefaultMaxPixels;
+
+    /// <summary>
+    /// The largest image, in pixels (height × width), that <see cref="Decode(string, ImageReadMode)"/> and
+    /// <see cref="ReadInfo(string, ImageReadMode)"/> accept (default <see cref="DefaultMaxPixels"/>). A header
+    /// announcing more fails with <see cref="ImageDecodeFailure.TooLarge"/> before any pixel memory is allocated, so a
+    /// small hostile file (a "decompression bomb") cannot make the decoder allocate gigabytes. Process-wide; raise it
+    /// for genuinely huge images (up to <see cref="MaxPixelsLimit"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is below 1 or above <see cref="MaxPixelsLimit"/>.</exception>
+    public static long MaxPixels
+    {
+        get => Volatile.Read(ref maxPixels);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaxPixelsLimit);
+            Volatile.Write(ref maxPixels, value);
+        }
+    }
+
     // ---- decoding ----------------------------------------------------------------------------------------------
 
     /// <summary>Decodes a JPEG or PNG file into a uint8 tensor of shape [channels, height, width].</summary>
     /// <param name="path">The image file.</param>
     /// <param name="mode">The channel layout to convert to.</param>
     /// <returns>A new contiguous CPU tensor owned by the caller.</returns>
-    /// <exception cref="ImageDecodeException">The file is not a decodable JPEG/PNG; the message names the path.</exception>
+    /// <exception cref="ImageDecodeException">The file is not a decodable JPEG/PNG, or it has more than
+    /// <see cref="MaxPixels"/> pixels; the message names the path.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     public static Tensor Decode(string path, ImageReadMode mode = ImageReadMode.Unchanged)
     {
@@ -41,7 +69,7 @@ public static class ImageCodec
     /// <param name="stream">The stream holding the encoded image.</param>
     /// <param name="mode">The channel layout to convert to.</param>
     /// <returns>A new uint8 tensor [channels, height, width] owned by the caller.</returns>
-    /// <exception cref="ImageDecodeException">The data is not a decodable JPEG/PNG.</exception>
+    /// <exception cref="ImageDecodeException">The data is not a decodable JPEG/PNG, or it has more than <see cref="MaxPixels"/> pixels.</exception>
     public static Tensor Decode(Stream stream, ImageReadMode mode = ImageReadMode.Unchanged)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -53,7 +81,7 @@ public static class ImageCodec
     /// <param name="bytes">The encoded image.</param>
     /// <param name="mode">The channel layout to convert to.</param>
     /// <returns>A new uint8 tensor [channels, height, width] owned by the caller.</returns>
-    /// <exception cref="ImageDecodeException">The data is not a decodable JPEG/PNG.</exception>
+    /// <exception cref="ImageDecodeException">The data is not a decodable JPEG/PNG, or it has more than <see cref="MaxPixels"/> pixels.</exception>
     public static Tensor Decode(ReadOnlySpan<byte> bytes, ImageReadMode mode = ImageReadMode.Unchanged)
     {
         CheckMode(mode);
@@ -64,7 +92,7 @@ public static class ImageCodec
     /// <param name="path">The image file.</param>
     /// <param name="mode">The channel layout whose channel count to report.</param>
     /// <returns>The format, height, width and channel count.</returns>
-    /// <exception cref="ImageDecodeException">The header is not a decodable JPEG/PNG header.</exception>
+    /// <exception cref="ImageDecodeException">The header is not a decodable JPEG/PNG header, or it announces more than <see cref="MaxPixels"/> pixels.</exception>
     public static ImageInfo ReadInfo(string path, ImageReadMode mode = ImageReadMode.Unchanged)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -93,7 +121,7 @@ public static class ImageCodec
     /// <param name="bytes">The encoded image (its beginning is enough).</param>
     /// <param name="mode">The channel layout whose channel count to report.</param>
     /// <returns>The format, height, width and channel count.</returns>
-    /// <exception cref="ImageDecodeException">The header is not a decodable JPEG/PNG header.</exception>
+    /// <exception cref="ImageDecodeException">The header is not a decodable JPEG/PNG header, or it announces more than <see cref="MaxPixels"/> pixels.</exception>
     public static ImageInfo ReadInfo(ReadOnlySpan<byte> bytes, ImageReadMode mode = ImageReadMode.Unchanged)
     {
         CheckMode(mode);
@@ -195,7 +223,17 @@ public static class ImageCodec
     {
         var info = Probe(bytes, mode, origin);
         var size = info.Channels * info.Height * info.Width;
-        var image = Tensor.Empty([info.Channels, info.Height, info.Width], DType.UInt8);
+        Tensor image;
+        try
+        {
+            image = Tensor.Empty([info.Channels, info.Height, info.Width], DType.UInt8);
+        }
+        catch (TorchException e)
+        {
+            throw new ImageDecodeException(origin, ImageDecodeFailure.OutOfMemory,
+                $"cannot allocate {size} bytes for a {info.Width}x{info.Height} image: {e.Message}");
+        }
+
         try
         {
             var destination = (byte*)Native.Check(NativeMethods.mr_data_ptr(image.Handle));
@@ -238,6 +276,13 @@ public static class ImageCodec
         {
             var status = NativeMethods.mr_image_probe(p, bytes.Length, (int)mode, out var height, out var width, out var channels, out _);
             ThrowIfFailed(status, origin);
+            var limit = MaxPixels;
+            if (height * width > limit)
+            {
+                throw new ImageDecodeException(origin, ImageDecodeFailure.TooLarge,
+                    $"the image is {width}x{height} pixels ({height * width}), more than {nameof(ImageCodec)}.{nameof(MaxPixels)} ({limit})");
+            }
+
             return new ImageInfo(format, height, width, channels);
         }
     }

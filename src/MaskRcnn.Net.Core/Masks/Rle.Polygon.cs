@@ -8,6 +8,13 @@ public sealed partial class Rle
     /// </summary>
     public const double MaxCoordinate = 1_000_000;
 
+    /// <summary>
+    /// Largest number of boundary crossings (an edge passing a column of pixel centres) one polygon may produce:
+    /// 2^24. A real outline crosses each column a few times; a polygon zig-zagging thousands of times across a
+    /// million-pixel-wide image would otherwise need gigabytes and minutes before producing its mask.
+    /// </summary>
+    public const int MaxCrossings = 1 << 24;
+
     private const int Scale = 5; // rleFrPoly's upsampling factor
 
     /// <summary>
@@ -39,7 +46,8 @@ public sealed partial class Rle
     /// </remarks>
     /// <exception cref="ArgumentException">
     /// Fewer than 6 or an odd number of coordinates, a non-finite coordinate, one beyond
-    /// ±<see cref="MaxCoordinate"/>, or a negative or too large image size.
+    /// ±<see cref="MaxCoordinate"/>, a negative or too large image size, or an outline crossing the image's pixel
+    /// columns more than <see cref="MaxCrossings"/> times.
     /// </exception>
     public static Rle FromPolygon(IReadOnlyList<double> xy, int height, int width)
     {
@@ -141,6 +149,12 @@ public sealed partial class Rle
         for (var j = 0; j < k; j++)
         {
             AddEdgeCrossings(ux[j], uy[j], ux[j + 1], uy[j + 1], h, w, crossings);
+            if (crossings.Count > MaxCrossings)
+            {
+                throw new ArgumentException(
+                    $"{name}: the outline crosses the pixel columns of the {w}x{h} image more than {MaxCrossings} times " +
+                    $"(after {j + 1} of {k} edges); such a polygon is too complex to rasterise", name);
+            }
         }
 
         return FromCrossings(crossings, h, w);

@@ -160,10 +160,12 @@ int jpeg_status_of(int code) {
 void jpeg_on_error(j_common_ptr cinfo) { jpeg_fail(cinfo, jpeg_status_of(cinfo->err->msg_code)); }
 
 // Warnings are ignored (libjpeg would print them) except a premature end of data, which libjpeg would otherwise
-// paper over by padding the image with gray.
+// paper over by padding the image with gray: the file ending (JWRN_JPEG_EOF), or the entropy-coded data of a scan
+// ending at a marker before the image is complete (JWRN_HIT_MARKER, "premature end of data segment": a cut file
+// that still ends with EOI, or a header announcing more rows than the data holds).
 void jpeg_on_message(j_common_ptr cinfo, int level) {
   if (level < 0) {
-    if (cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_fail(cinfo, kTruncated);
+    if (cinfo->err->msg_code == JWRN_JPEG_EOF || cinfo->err->msg_code == JWRN_HIT_MARKER) jpeg_fail(cinfo, kTruncated);
     cinfo->err->num_warnings++;
   }
 }

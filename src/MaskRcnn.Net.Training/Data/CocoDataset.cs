@@ -87,9 +87,10 @@ public static class CocoDataset
             var idNode = im.Get("id");
             var id = idNode.GetInt64();
             var fileNode = im.Get("file_name");
-            var fileName = fileNode.GetNonEmptyString();
+            var fileName = fileNode.GetFileName();
             var width = im.Get("width").GetPositiveInt32();
             var height = im.Get("height").GetPositiveInt32();
+            Shapes.CheckImageSize(im, width, height);
             if (!imageIndex.TryAdd(id, images.Count))
             {
                 throw idNode.Error($"image id {id} appears twice");
@@ -247,7 +248,7 @@ public static class CocoDataset
                     return Rle.FromCounts(values, height, width);
                 }
             }
-            catch (Exception e) when (e is FormatException or ArgumentException)
+            catch (Exception e) when (e is (FormatException or ArgumentException) and not DatasetFormatException)
             {
                 throw counts.Error($"invalid RLE counts: {e.Message}", e);
             }

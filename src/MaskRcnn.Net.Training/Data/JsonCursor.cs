@@ -9,6 +9,8 @@ namespace MaskRcnn.Net.Training;
 /// </summary>
 internal readonly struct JsonCursor
 {
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     public JsonCursor(string file, string path, JsonElement element)
     {
         File = file;
@@ -35,10 +37,13 @@ internal readonly struct JsonCursor
             throw new FileNotFoundException($"annotation file {file} does not exist", file);
         }
 
+        var bytes = System.IO.File.ReadAllBytes(file);
+        var start = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
+        CheckUtf8(file, bytes, start);
         try
         {
-            using var stream = System.IO.File.OpenRead(file);
-            return JsonDocument.Parse(stream, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip, MaxDepth = 256 });
+            return JsonDocument.Parse(bytes.AsMemory(start),
+                new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip, MaxDepth = 256 });
         }
         catch (JsonException e)
         {
@@ -46,6 +51,32 @@ internal readonly struct JsonCursor
                 ? $"line {line + 1}, byte {(e.BytePositionInLine ?? 0) + 1}"
                 : null;
             throw new DatasetFormatException(file, where, $"invalid JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// JSON text must be UTF-8 (RFC 8259). System.Text.Json checks strings only when they are read, so an invalid
+    /// byte inside a string would otherwise surface later as an <see cref="InvalidOperationException"/>.
+    /// </summary>
+    private static void CheckUtf8(string file, byte[] bytes, int start)
+    {
+        try
+        {
+            _ = StrictUtf8.GetCharCount(bytes, start, bytes.Length - start);
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            var at = e.Index >= 0 && start + e.Index < bytes.Length ? start + e.Index : -1;
+            string? where = null;
+            if (at >= 0)
+            {
+                var before = bytes.AsSpan(0, at);
+                where = $"line {before.Count((byte)'\n') + 1}, byte {at - before.LastIndexOf((byte)'\n')}";
+            }
+
+            throw new DatasetFormatException(file, where,
+                at >= 0 ? $"the file is not valid UTF-8 (byte 0x{bytes[at]:X2} at offset {at}); JSON files must be UTF-8" : "the file is not valid UTF-8",
+                e);
         }
     }
 
@@ -106,13 +137,27 @@ internal readonly struct JsonCursor
 
     public bool Has(string name) => Kind == JsonValueKind.Object && Element.TryGetProperty(name, out _);
 
-    public IEnumerable<(string Name, JsonCursor Value)> Properties()
+    public IReadOnlyList<(string Name, JsonCursor Value)> Properties()
     {
         ExpectObject();
+        var result = new List<(string Name, JsonCursor Value)>();
         foreach (var p in Element.EnumerateObject())
         {
-            yield return (p.Name, new JsonCursor(File, Child(Path, p.Name), p.Value));
+            string name;
+            try
+            {
+                name = p.Name;
+            }
+            catch (InvalidOperationException e)
+            {
+                // An escaped lone surrogate (\ud800) is valid JSON syntax but not a string.
+                throw Error($"property #{result.Count} has a name that is not valid Unicode: {e.Message}", e);
+            }
+
+            result.Add((name, new JsonCursor(File, Child(Path, name), p.Value)));
         }
+
+        return result;
     }
 
     // ---- arrays ------------------------------------------------------------------------------------------------
@@ -132,12 +177,35 @@ internal readonly struct JsonCursor
 
     // ---- scalars -----------------------------------------------------------------------------------------------
 
-    public string GetString() => Kind == JsonValueKind.String ? Element.GetString()! : throw TypeError("a string");
+    public string GetString()
+    {
+        if (Kind != JsonValueKind.String)
+        {
+            throw TypeError("a string");
+        }
+
+        try
+        {
+            return Element.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            // An escaped lone surrogate (\ud800) is valid JSON syntax but not a string.
+            throw Error($"the string is not valid Unicode: {e.Message}", e);
+        }
+    }
 
     public string GetNonEmptyString()
     {
         var s = GetString();
         return s.Length > 0 ? s : throw Error("must not be empty");
+    }
+
+    /// <summary>A non-empty file name that can be a path (no NUL character, which no file system accepts).</summary>
+    public string GetFileName()
+    {
+        var s = GetNonEmptyString();
+        return s.Contains('\0', StringComparison.Ordinal) ? throw Error("a file name must not contain a NUL character") : s;
     }
 
     /// <summary>A finite number (JSON has no NaN/Infinity literals; values that overflow a double are rejected).</summary>

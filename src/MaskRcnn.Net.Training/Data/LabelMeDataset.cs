@@ -143,7 +143,16 @@ public static class LabelMeDataset
         {
             fileName = relative;
             var normalised = relative.Replace('\\', Path.DirectorySeparatorChar);
-            var candidate = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".", normalised));
+            string candidate;
+            try
+            {
+                candidate = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".", normalised));
+            }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+            {
+                throw pathNode.Error($"imagePath is not a valid path: {e.Message}", e);
+            }
+
             if (File.Exists(candidate))
             {
                 imagePath = candidate;
@@ -170,6 +179,13 @@ public static class LabelMeDataset
                 throw dataNode.Error($"imageData is not valid base64: {e.Message}", e);
             }
 
+            if (embedded.IsEmpty)
+            {
+                throw dataNode.Error(fileName is null
+                    ? "imageData is empty and there is no imagePath"
+                    : $"imageData is empty and the image file of imagePath \"{fileName}\" does not exist");
+            }
+
             fileName ??= Path.GetFileNameWithoutExtension(file);
         }
 
@@ -178,6 +194,7 @@ public static class LabelMeDataset
         {
             width = wNode.GetPositiveInt32();
             height = hNode.GetPositiveInt32();
+            Shapes.CheckImageSize(wNode, width, height);
         }
         else
         {

@@ -33,6 +33,19 @@ internal static class Shapes
         }
     }
 
+    /// <summary>
+    /// Checks that a <paramref name="width"/> × <paramref name="height"/> image can have masks (at most
+    /// <see cref="int.MaxValue"/> pixels, the limit of <see cref="BinaryMask"/> and <see cref="Rle"/>);
+    /// <paramref name="at"/> locates the size in the file.
+    /// </summary>
+    public static void CheckImageSize(JsonCursor at, int width, int height)
+    {
+        if ((long)width * height > int.MaxValue)
+        {
+            throw at.Error($"the image is {width}x{height} (width x height) pixels, more than the {int.MaxValue} pixels a mask can hold");
+        }
+    }
+
     /// <summary>Rasterises polygons (already checked) into one mask; rasteriser errors name <paramref name="at"/>.</summary>
     public static Rle Rasterise(JsonCursor at, IReadOnlyList<IReadOnlyList<double>> polygons, int height, int width)
     {

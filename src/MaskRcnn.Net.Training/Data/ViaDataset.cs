@@ -96,7 +96,7 @@ public static class ViaDataset
         {
             entry.ExpectObject();
             var fileNode = entry.Get("filename");
-            var fileName = fileNode.GetNonEmptyString();
+            var fileName = fileNode.GetFileName();
             var path = Path.Combine(imagesDir, fileName);
             var exists = File.Exists(path);
             if (!exists && options.RequireImageFiles)
