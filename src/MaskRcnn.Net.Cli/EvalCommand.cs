@@ -22,11 +22,13 @@ internal static class EvalCommand
         {
             weights, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, threads, normEps,
         };
+        var badAnnotations = DatasetLoader.BadAnnotationsOption();
+        command.Options.Add(badAnnotations);
         command.SetAction((parse, ct) =>
         {
             ct = Program.Link(ct);
             Program.SetThreads(parse.GetValue(threads));
-            var dataset = DatasetLoader.Load(parse.GetValue(format), parse.GetValue(data)!, parse.GetValue(images), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
+            var dataset = DatasetLoader.Load(parse.GetValue(format), parse.GetValue(data)!, parse.GetValue(images), parse.GetValue(defaultClass), parse.GetValue(classAttribute), parse.GetValue(badAnnotations));
             using var model = PredictCommand.LoadModel(parse.GetValue(weights)!, parse.GetValue(numClasses), null, parse.GetValue(normEps));
             CheckClasses(model, dataset);
             var result = Run(model, dataset, parse.GetValue(overlayDir), ct);

@@ -119,6 +119,8 @@ internal static class TrainCommand
             format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr,
             size, maxSize, depth, norm, trainable, init, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, threads,
         };
+        var badAnnotations = DatasetLoader.BadAnnotationsOption();
+        command.Options.Add(badAnnotations);
         command.Validators.Add(r =>
         {
             if (r.GetValue(epochs) is not null && r.GetValue(minutes) is not null)
@@ -131,9 +133,9 @@ internal static class TrainCommand
             ct = Program.Link(ct);
             Program.SetThreads(parse.GetValue(threads));
             var f = parse.GetValue(format);
-            var train = DatasetLoader.Load(f, parse.GetValue(trainJson)!, parse.GetValue(trainImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
+            var train = DatasetLoader.Load(f, parse.GetValue(trainJson)!, parse.GetValue(trainImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute), parse.GetValue(badAnnotations));
             var valPath = parse.GetValue(valJson);
-            var val = valPath is null ? null : DatasetLoader.Load(f, valPath, parse.GetValue(valImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute));
+            var val = valPath is null ? null : DatasetLoader.Load(f, valPath, parse.GetValue(valImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute), parse.GetValue(badAnnotations));
             var mins = parse.GetValue(minutes);
             var settings = new TrainSettings(train, val, parse.GetValue(output)!, parse.GetValue(epochs) ?? (mins is null ? 12 : 1000), parse.GetValue(batch), parse.GetValue(lr),
                 parse.GetValue(size), parse.GetValue(maxSize), ParseBackbone(parse.GetValue(depth)!), parse.GetValue(norm), parse.GetValue(trainable) ?? (parse.GetValue(init) is null ? 5 : 3),

@@ -15,14 +15,14 @@ public class CocoHostileJsonTests
         }),
     };
 
-    private static DatasetFormatException LoadBroken(Action<JsonObject> breakIt, string? rawText = null)
+    private static DatasetFormatException LoadBroken(Action<JsonObject> breakIt, string? rawText = null, CocoOptions? options = null)
     {
         using var dir = new TempDir();
         TestFiles.WriteBlankPng(dir.File("a.png"), 6, 8);
         var json = Valid();
         breakIt(json);
         var file = dir.Write("bad.json", rawText ?? json.ToJsonString());
-        var act = () => CocoDataset.Load(file, dir.Path);
+        var act = () => CocoDataset.Load(file, dir.Path, options);
         var e = act.Should().Throw<DatasetFormatException>().Which;
         e.FilePath.Should().Be(file);
         e.Message.Should().Contain(file);
@@ -61,14 +61,15 @@ public class CocoHostileJsonTests
     [Fact]
     public void UnknownCategoryId()
     {
-        var e = LoadBroken(j => Ann(j)["category_id"] = 99);
+        var e = LoadBroken(j => Ann(j)["category_id"] = 99, options: new CocoOptions { BadAnnotations = BadAnnotationPolicy.Fail });
         e.Location.Should().Be("$.annotations[0].category_id");
         e.Reason.Should().Contain("99");
     }
 
     [Fact]
     public void UnknownImageId() =>
-        LoadBroken(j => Ann(j)["image_id"] = 5).Location.Should().Be("$.annotations[0].image_id");
+        LoadBroken(j => Ann(j)["image_id"] = 5, options: new CocoOptions { BadAnnotations = BadAnnotationPolicy.Fail })
+            .Location.Should().Be("$.annotations[0].image_id");
 
     [Fact]
     public void BboxWithAString() =>

@@ -109,7 +109,7 @@ public class LabelMeDatasetTests
 
         LabelMeDataset.Load([file], new LabelMeOptions { ClassNames = ["a", "b"] }).GetSample(0).Annotations[0].Label.Should().Be(2);
 
-        var unknown = () => LabelMeDataset.Load([file], new LabelMeOptions { ClassNames = ["a"] });
+        var unknown = () => LabelMeDataset.Load([file], new LabelMeOptions { ClassNames = ["a"], BadAnnotations = BadAnnotationPolicy.Fail });
         unknown.Should().Throw<DatasetFormatException>().Which.Location.Should().Be("$.shapes[0]");
 
         var missing = dir.Write("m.json", File("nope.png", null, 10, 10).ToJsonString());

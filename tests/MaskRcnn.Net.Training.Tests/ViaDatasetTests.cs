@@ -153,7 +153,8 @@ public class ViaDatasetTests
         dataset.ClassNames.Should().Equal("__background__", "a", "b");
         dataset.GetSample(0).Annotations[0].Label.Should().Be(2);
 
-        var unknown = () => ViaDataset.Load(file, dir.Path, new ViaOptions { ClassAttribute = "label", ClassNames = ["a"] });
+        var unknown = () => ViaDataset.Load(file, dir.Path,
+            new ViaOptions { ClassAttribute = "label", ClassNames = ["a"], BadAnnotations = BadAnnotationPolicy.Fail });
         var e = unknown.Should().Throw<DatasetFormatException>().Which;
         e.Location.Should().Be("$['x.png42'].regions[0].region_attributes.label");
         e.Reason.Should().Contain("unknown class \"b\"");

@@ -53,6 +53,13 @@ public sealed class DetectionDataset : IDetectionDataset
     /// <summary>All samples in order.</summary>
     public IReadOnlyList<DatasetSample> Samples => samples;
 
+    /// <summary>
+    /// What the reader that built this dataset left out (bad annotations and images skipped under
+    /// <see cref="BadAnnotationPolicy.Skip"/>, shapes without an area); <see cref="DatasetLoadReport.None"/> for a
+    /// dataset built directly.
+    /// </summary>
+    public DatasetLoadReport LoadReport { get; init; } = DatasetLoadReport.None;
+
     /// <summary>Total number of annotations over all images.</summary>
     public int AnnotationCount => samples.Sum(s => s.Annotations.Count);
 

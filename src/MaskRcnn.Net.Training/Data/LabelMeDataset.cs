@@ -1,7 +1,6 @@
 using System.Text.Json;
 using MaskRcnn.Net.Core.Imaging;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace MaskRcnn.Net.Training;
 
@@ -17,7 +16,15 @@ public sealed record LabelMeOptions
     /// <summary>Search sub-directories too when loading a directory (default false).</summary>
     public bool Recursive { get; init; }
 
-    /// <summary>Receives warnings about skipped shapes (lines, points, unknown shape types, shapes with no area).</summary>
+    /// <summary>
+    /// What to do with a bad shape — a polygon of fewer than 3 points, a shape whose box is empty once clamped to the
+    /// image, an unknown shape type, a label not in <see cref="ClassNames"/> — and with a file whose image file does
+    /// not exist and that embeds no image (default <see cref="BadAnnotationPolicy.Skip"/>). Structural errors always
+    /// throw.
+    /// </summary>
+    public BadAnnotationPolicy BadAnnotations { get; init; } = BadAnnotationPolicy.Skip;
+
+    /// <summary>Receives warnings about skipped shapes and files (see <see cref="BadAnnotations"/>), lines and points.</summary>
     public ILogger? Logger { get; init; }
 }
 
@@ -29,7 +36,10 @@ public sealed record LabelMeOptions
 /// <remarks>
 /// Shape types: <c>polygon</c> (also when <c>shape_type</c> is missing or null), <c>rectangle</c> (two opposite
 /// corners) and <c>circle</c> (the centre and a point on the circumference, rasterised as a polygon). Lines, line
-/// strips, points and other types are skipped with a warning. Shapes with the same label and the same non-null
+/// strips and points are skipped with a warning. Bad shapes (other types, polygons of fewer than 3 points, empty
+/// boxes, unknown labels) and files without an image are skipped with a warning naming the file and the JSON path, or
+/// thrown, as <see cref="LabelMeOptions.BadAnnotations"/> says; <see cref="DetectionDataset.LoadReport"/> counts what
+/// was skipped. Shapes with the same label and the same non-null
 /// <c>group_id</c> form one instance (the union of their masks), as labelme's own converters do. The image is the
 /// file named by <c>imagePath</c>; when that is missing or absent the embedded <c>imageData</c> is used.
 /// </remarks>
@@ -41,7 +51,9 @@ public static class LabelMeDataset
     /// <param name="progress">Receives progress of the <c>"files"</c> stage.</param>
     /// <param name="cancellationToken">Stops reading.</param>
     /// <returns>The dataset, one image per file; image ids are the files' positions.</returns>
-    /// <exception cref="DatasetFormatException">A file is malformed or an image is missing.</exception>
+    /// <exception cref="DatasetFormatException">A file is malformed; or, under <see cref="BadAnnotationPolicy.Fail"/>, a
+    /// shape is bad or an image is missing — under Skip only when every file's image is missing.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="LabelMeOptions.BadAnnotations"/> is not a defined value.</exception>
     /// <exception cref="DirectoryNotFoundException">The directory does not exist.</exception>
     public static DetectionDataset Load(string directory, LabelMeOptions? options = null,
         IProgress<DatasetLoadProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -65,20 +77,31 @@ public static class LabelMeDataset
     /// <param name="progress">Receives progress of the <c>"files"</c> stage.</param>
     /// <param name="cancellationToken">Stops reading.</param>
     /// <returns>The dataset; image ids are the files' positions.</returns>
-    /// <exception cref="DatasetFormatException">A file is malformed, a label is unknown, or an image is missing.</exception>
+    /// <exception cref="DatasetFormatException">A file is malformed; or, under <see cref="BadAnnotationPolicy.Fail"/>, a
+    /// shape is bad (a label is unknown, …) or an image is missing — under Skip only when every file's image is
+    /// missing.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="LabelMeOptions.BadAnnotations"/> is not a defined value.</exception>
     public static DetectionDataset Load(IEnumerable<string> jsonFiles, LabelMeOptions? options = null,
         IProgress<DatasetLoadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(jsonFiles);
         options ??= new LabelMeOptions();
-        var logger = options.Logger ?? NullLogger.Instance;
+        var reporter = new BadAnnotationReporter(options.BadAnnotations, options.Logger, nameof(LabelMeOptions));
         var files = jsonFiles.ToList();
         var tracker = new ProgressTracker(progress, cancellationToken, "files", files.Count);
         var parsed = new List<ParsedFile>();
+        var missing = new List<DatasetFormatException>();
         var found = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var file in files)
         {
-            var p = ParseFile(file, logger, cancellationToken);
+            var p = ParseFile(file, reporter, cancellationToken, out var noImage);
+            if (p is null)
+            {
+                missing.Add(noImage!);
+                tracker.Advance();
+                continue;
+            }
+
             parsed.Add(p);
             foreach (var instance in p.Instances)
             {
@@ -88,6 +111,7 @@ public static class LabelMeDataset
             tracker.Advance();
         }
 
+        reporter.MissingImages(missing, files.Count);
         var classNames = options.ClassNames?.ToList() ?? [.. found];
         var labelOf = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var i = 0; i < classNames.Count; i++)
@@ -107,10 +131,11 @@ public static class LabelMeDataset
             {
                 if (!labelOf.TryGetValue(instance.Label, out var label))
                 {
-                    throw instance.At.Error($"unknown label \"{instance.Label}\" (the classes are {string.Join(", ", classNames)})");
+                    reporter.BadAnnotation(instance.At, $"unknown label \"{instance.Label}\" (the classes are {string.Join(", ", classNames)})");
+                    continue;
                 }
 
-                if (Shapes.FromPolygons(instance.At, instance.Polygons, label, p.Height, p.Width, logger) is { } a)
+                if (Shapes.FromPolygons(instance.At, instance.Polygons, label, p.Height, p.Width, reporter) is { } a)
                 {
                     annotations.Add(a);
                 }
@@ -123,15 +148,24 @@ public static class LabelMeDataset
             });
         }
 
-        return new DetectionDataset([DetectionDataset.BackgroundName, .. classNames], samples);
+        return new DetectionDataset([DetectionDataset.BackgroundName, .. classNames], samples)
+        {
+            LoadReport = reporter.Finish(files.Count == 1 ? files[0] : $"{files.Count} LabelMe files"),
+        };
     }
 
     private sealed record Instance(string Label, JsonCursor At, List<double[]> Polygons);
 
     private sealed record ParsedFile(string FileName, string? ImagePath, ReadOnlyMemory<byte> Embedded, int Width, int Height, List<Instance> Instances);
 
-    private static ParsedFile ParseFile(string file, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads one file; null, with <paramref name="noImage"/> set, when its image file is missing and it embeds no
+    /// image (under <see cref="BadAnnotationPolicy.Fail"/> that is thrown at once).
+    /// </summary>
+    private static ParsedFile? ParseFile(string file, BadAnnotationReporter reporter, CancellationToken cancellationToken,
+        out DatasetFormatException? noImage)
     {
+        noImage = null;
         using var document = JsonCursor.ParseFile(file, cancellationToken);
         var root = JsonCursor.Root(file, document).ExpectObject();
 
@@ -159,7 +193,13 @@ public static class LabelMeDataset
             }
             else if (!root.TryGet("imageData", out _))
             {
-                throw pathNode.Error($"image file {candidate} does not exist and the file has no imageData");
+                noImage = pathNode.Error($"image file {candidate} does not exist and the file has no imageData");
+                if (reporter.Policy == BadAnnotationPolicy.Fail)
+                {
+                    throw noImage;
+                }
+
+                return null;
             }
         }
 
@@ -226,7 +266,7 @@ public static class LabelMeDataset
                 case "polygon":
                     if (points.Length < 6)
                     {
-                        logger.LogWarning("{File}: {Path}: skipped a polygon of {Points} point(s)", file, shape.Path, points.Length / 2);
+                        reporter.BadAnnotation(shape, $"a polygon needs at least 3 points, found {points.Length / 2}");
                         continue;
                     }
 
@@ -250,9 +290,12 @@ public static class LabelMeDataset
                     var r = Math.Sqrt(Math.Pow(points[2] - points[0], 2) + Math.Pow(points[3] - points[1], 2));
                     polygon = Shapes.Ellipse(points[0], points[1], r, r);
                     break;
+                case "line" or "linestrip" or "point" or "points":
+                    reporter.IgnoredShape(shape, $"skipped a shape of type \"{type}\" (only polygon, rectangle and circle have an area)");
+                    continue;
                 default:
-                    logger.LogWarning("{File}: {Path}: skipped a shape of type \"{Type}\" (only polygon, rectangle and circle have an area)",
-                        file, shape.Path, type);
+                    reporter.BadAnnotation(typeNode,
+                        $"unknown shape type \"{type}\" (polygon, rectangle and circle are read; line, linestrip and point are skipped)");
                     continue;
             }
 

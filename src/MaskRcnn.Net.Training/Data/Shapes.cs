@@ -1,5 +1,4 @@
 using MaskRcnn.Net.Core.Masks;
-using Microsoft.Extensions.Logging;
 
 namespace MaskRcnn.Net.Training;
 
@@ -85,9 +84,10 @@ internal static class Shapes
 
     /// <summary>
     /// An annotation from polygons (checked and rasterised) whose box is the extent of their vertices clamped to the
-    /// image; null, with a warning, when that box is degenerate.
+    /// image; null when that box is empty, after <paramref name="reporter"/> has reported it as a bad annotation.
     /// </summary>
-    public static Annotation? FromPolygons(JsonCursor at, IReadOnlyList<double[]> polygons, int label, int height, int width, ILogger logger)
+    public static Annotation? FromPolygons(JsonCursor at, IReadOnlyList<double[]> polygons, int label, int height, int width,
+        BadAnnotationReporter reporter)
     {
         foreach (var p in polygons)
         {
@@ -98,8 +98,7 @@ internal static class Shapes
         var box = BoundingBox.Enclosing(all).ClampTo(width, height);
         if (box.IsDegenerate)
         {
-            logger.LogWarning("{File}: {Path}: skipped a shape whose box {Box} inside the {Width}x{Height} image is empty",
-                at.File, at.Path, box, width, height);
+            reporter.BadAnnotation(at, $"degenerate shape: its box {box} inside the {width}x{height} image is empty");
             return null;
         }
 

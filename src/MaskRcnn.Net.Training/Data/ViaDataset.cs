@@ -4,7 +4,6 @@ using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.Imaging;
 using MaskRcnn.Net.Core.Masks;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace MaskRcnn.Net.Training;
 
@@ -35,7 +34,14 @@ public sealed record ViaOptions
     /// <summary>Fail when an image file does not exist (default true). When false every size must be in <see cref="ImageSizes"/>.</summary>
     public bool RequireImageFiles { get; init; } = true;
 
-    /// <summary>Receives warnings about skipped regions (points, unknown shapes, shapes with no area inside the image).</summary>
+    /// <summary>
+    /// What to do with a bad region — a polygon of fewer than 3 points, a shape whose box is empty once clamped to the
+    /// image, an unknown shape, a class not in <see cref="ClassNames"/> — and, with <see cref="RequireImageFiles"/>, a
+    /// missing image file (default <see cref="BadAnnotationPolicy.Skip"/>). Structural errors always throw.
+    /// </summary>
+    public BadAnnotationPolicy BadAnnotations { get; init; } = BadAnnotationPolicy.Skip;
+
+    /// <summary>Receives warnings about skipped regions and images (see <see cref="BadAnnotations"/>) and point regions.</summary>
     public ILogger? Logger { get; init; }
 }
 
@@ -48,8 +54,11 @@ public sealed record ViaOptions
 /// Region shapes: <c>polygon</c> and <c>polyline</c> (<c>all_points_x</c>/<c>all_points_y</c>, a polyline is closed
 /// into a polygon), <c>rect</c> (<c>x, y, width, height</c>), <c>circle</c> (<c>cx, cy, r</c>) and <c>ellipse</c>
 /// (<c>cx, cy, rx, ry</c>, optional <c>theta</c> in radians). Circles and ellipses are rasterised as polygons with
-/// about one vertex per pixel of outline; all masks use pycocotools' polygon rasteriser. <c>point</c> regions and
-/// unknown shapes are skipped with a warning. Boxes are the extent of the shape's vertices, clamped to the image.
+/// about one vertex per pixel of outline; all masks use pycocotools' polygon rasteriser. <c>point</c> regions are
+/// skipped with a warning. Boxes are the extent of the shape's vertices, clamped to the image. Bad regions (unknown
+/// shapes, polygons of fewer than 3 points, empty boxes, unknown classes) and missing image files are skipped with a
+/// warning naming the file and the JSON path, or thrown, as <see cref="ViaOptions.BadAnnotations"/> says;
+/// <see cref="DetectionDataset.LoadReport"/> counts what was skipped.
 /// </remarks>
 public static class ViaDataset
 {
@@ -61,7 +70,10 @@ public static class ViaDataset
     /// <param name="cancellationToken">Stops reading.</param>
     /// <returns>The dataset, images in file order; image ids are their positions.</returns>
     /// <exception cref="DatasetFormatException">The JSON is malformed or not a VIA 1.x/2.x file, a field is missing or has
-    /// the wrong type, a coordinate is invalid, a class is unknown, or an image file or size is missing.</exception>
+    /// the wrong type, a coordinate is invalid, or an image size is missing; or, under
+    /// <see cref="BadAnnotationPolicy.Fail"/>, a region is bad or (with <see cref="ViaOptions.RequireImageFiles"/>) an
+    /// image file is missing — under Skip only when every image file is missing.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="ViaOptions.BadAnnotations"/> is not a defined value.</exception>
     /// <exception cref="FileNotFoundException">The VIA file does not exist.</exception>
     public static DetectionDataset Load(string viaJson, string imagesDir, ViaOptions? options = null,
         IProgress<DatasetLoadProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -69,7 +81,7 @@ public static class ViaDataset
         ArgumentNullException.ThrowIfNull(viaJson);
         ArgumentNullException.ThrowIfNull(imagesDir);
         options ??= new ViaOptions();
-        var logger = options.Logger ?? NullLogger.Instance;
+        var reporter = new BadAnnotationReporter(options.BadAnnotations, options.Logger, nameof(ViaOptions));
         using var document = JsonCursor.ParseFile(viaJson, cancellationToken);
         var root = JsonCursor.Root(viaJson, document).ExpectObject();
         JsonCursor metadata;
@@ -144,7 +156,7 @@ public static class ViaDataset
             };
             foreach (var region in regionNodes)
             {
-                if (ParseRegion(region, options, logger) is { } r)
+                if (ParseRegion(region, options, reporter) is { } r)
                 {
                     regions.Add(r);
                     found.Add(r.ClassName);
@@ -155,11 +167,7 @@ public static class ViaDataset
             tracker.Advance();
         }
 
-        if (missing.Count > 0)
-        {
-            var shown = string.Join(", ", missing.Take(5).Select(m => m.Path));
-            throw missing[0].Node.Error($"{missing.Count} image file(s) missing: {shown}{(missing.Count > 5 ? ", …" : "")}");
-        }
+        reporter.MissingImages(missing, entries.Count);
 
         var classNames = options.ClassNames?.ToList() ?? [.. found];
         var labelOf = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -180,10 +188,11 @@ public static class ViaDataset
             {
                 if (!labelOf.TryGetValue(r.ClassName, out var label))
                 {
-                    throw r.ClassNode.Error($"unknown class \"{r.ClassName}\" (the classes are {string.Join(", ", classNames)})");
+                    reporter.BadAnnotation(r.ClassNode, $"unknown class \"{r.ClassName}\" (the classes are {string.Join(", ", classNames)})");
+                    continue;
                 }
 
-                if (r.Build(label, size.Height, size.Width, logger) is { } a)
+                if (r.Build(label, size.Height, size.Width, reporter) is { } a)
                 {
                     annotations.Add(a);
                 }
@@ -192,12 +201,12 @@ public static class ViaDataset
             samples.Add(new DatasetSample(samples.Count, fileName, size.Width, size.Height, annotations) { ImagePath = path });
         }
 
-        return new DetectionDataset([DetectionDataset.BackgroundName, .. classNames], samples);
+        return new DetectionDataset([DetectionDataset.BackgroundName, .. classNames], samples) { LoadReport = reporter.Finish(viaJson) };
     }
 
-    private sealed record ParsedRegion(string ClassName, JsonCursor ClassNode, Func<int, int, int, ILogger, Annotation?> Build);
+    private sealed record ParsedRegion(string ClassName, JsonCursor ClassNode, Func<int, int, int, BadAnnotationReporter, Annotation?> Build);
 
-    private static ParsedRegion? ParseRegion(JsonCursor region, ViaOptions options, ILogger logger)
+    private static ParsedRegion? ParseRegion(JsonCursor region, ViaOptions options, BadAnnotationReporter reporter)
     {
         region.ExpectObject();
         var shape = region.Get("shape_attributes").ExpectObject();
@@ -222,7 +231,7 @@ public static class ViaDataset
             classNode = region;
         }
 
-        Func<int, int, int, ILogger, Annotation?>? build = null;
+        Func<int, int, int, BadAnnotationReporter, Annotation?>? build = null;
         switch (name)
         {
             case "polygon":
@@ -239,7 +248,7 @@ public static class ViaDataset
 
                 if (x.Length < 3)
                 {
-                    logger.LogWarning("{File}: {Path}: skipped a {Shape} of {Points} point(s)", shape.File, shape.Path, name, x.Length);
+                    reporter.BadAnnotation(shape, $"a {name} needs at least 3 points, found {x.Length}");
                     return null;
                 }
 
@@ -251,7 +260,7 @@ public static class ViaDataset
                 }
 
                 Shapes.CheckPolygon(shape, xy, i => $"{(i % 2 == 0 ? xs.Path : ys.Path)}[{i / 2}]");
-                build = (label, h, w, log) => Shapes.FromPolygons(shape, [xy], label, h, w, log);
+                build = (label, h, w, rep) => Shapes.FromPolygons(shape, [xy], label, h, w, rep);
                 break;
             }
 
@@ -264,14 +273,14 @@ public static class ViaDataset
                     throw shape.Error($"rect has a negative size {rw}x{rh}");
                 }
 
-                build = (label, h, w, log) => RectAnnotation(shape, x, y, rw, rh, label, h, w, log);
+                build = (label, h, w, rep) => RectAnnotation(shape, x, y, rw, rh, label, h, w, rep);
                 break;
             }
 
             case "circle":
             {
                 var (cx, cy, r) = (Coordinate(shape, "cx"), Coordinate(shape, "cy"), Radius(shape, "r"));
-                build = (label, h, w, log) => Shapes.FromPolygons(shape, [Shapes.Ellipse(cx, cy, r, r)], label, h, w, log);
+                build = (label, h, w, rep) => Shapes.FromPolygons(shape, [Shapes.Ellipse(cx, cy, r, r)], label, h, w, rep);
                 break;
             }
 
@@ -280,12 +289,17 @@ public static class ViaDataset
                 var (cx, cy) = (Coordinate(shape, "cx"), Coordinate(shape, "cy"));
                 var (rx, ry) = (Radius(shape, "rx"), Radius(shape, "ry"));
                 var theta = shape.TryGet("theta", out var t) ? t.GetDouble() : 0;
-                build = (label, h, w, log) => Shapes.FromPolygons(shape, [Shapes.Ellipse(cx, cy, rx, ry, theta)], label, h, w, log);
+                build = (label, h, w, rep) => Shapes.FromPolygons(shape, [Shapes.Ellipse(cx, cy, rx, ry, theta)], label, h, w, rep);
                 break;
             }
 
+            case "point":
+                reporter.IgnoredShape(nameNode, "skipped a region of shape \"point\" (no area)");
+                return null;
+
             default:
-                logger.LogWarning("{File}: {Path}: skipped a region of shape \"{Shape}\" (no area)", shape.File, nameNode.Path, name);
+                reporter.BadAnnotation(nameNode,
+                    $"unknown region shape \"{name}\" (polygon, polyline, rect, circle and ellipse are read, point is skipped)");
                 return null;
         }
 
@@ -329,12 +343,13 @@ public static class ViaDataset
         return v >= 0 ? v : throw node.Error($"radius must not be negative, found {v}");
     }
 
-    private static Annotation? RectAnnotation(JsonCursor at, double x, double y, double rw, double rh, int label, int height, int width, ILogger logger)
+    private static Annotation? RectAnnotation(JsonCursor at, double x, double y, double rw, double rh, int label, int height, int width,
+        BadAnnotationReporter reporter)
     {
         var box = BoundingBox.FromXywh(x, y, rw, rh).ClampTo(width, height);
         if (box.IsDegenerate)
         {
-            logger.LogWarning("{File}: {Path}: skipped a rect whose box {Box} inside the image is empty", at.File, at.Path, box);
+            reporter.BadAnnotation(at, $"degenerate rect: its box {box} inside the {width}x{height} image is empty");
             return null;
         }
 
