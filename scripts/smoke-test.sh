@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Consumer smoke test of the NuGet packages, as a user would meet them:
+#   1. packs every package (dotnet pack MaskRcnn.Net.sln -c Release) into a local feed (default artifacts/packages)
+#      and checks that MaskRcnn.Net.Core carries the native shim under runtimes/linux-x64/native/;
+#   2. creates a fresh console app in a temporary directory outside the repository (own nuget.config: nuget.org +
+#      the local feed; its own empty NUGET_PACKAGES, so no stale package of the same version can be picked up),
+#      adds MaskRcnn.Net from the feed, and runs a Program.cs that builds a seeded random ResNet-18/GroupNorm model
+#      with MaskRcnnBuilder, predicts on a real MRI slice from data/brain-tumor/val/images and checks the result
+#      (masks of the image's size, boxes inside the image, scores in [0, 1], the shim loaded from the app's
+#      bin/runtimes/linux-x64/native/);
+#   3. installs the maskrcnn tool package (MaskRcnn.Net.Cli) into the same temporary directory and runs
+#      `maskrcnn predict` on the model that step 2 saved.
+# Exits non-zero on any failed step. Environment: SMOKE_FEED (feed folder), SMOKE_SKIP_PACK=1 (use the packages
+# already in the feed), SMOKE_KEEP=1 (keep the temporary directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+feed=$(realpath -m "${SMOKE_FEED:-$root/artifacts/packages}")
+version=$(sed -n 's:.*<VersionPrefix>\(.*\)</VersionPrefix>.*:\1:p' Directory.Build.props | head -1)
+image=$(ls "$root"/data/brain-tumor/val/images/*.jpg | head -1)
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+start=$(date +%s)
+step() { echo "smoke-test: [$(( $(date +%s) - start ))s] $*"; }
+
+if [ "${SMOKE_SKIP_PACK:-0}" != "1" ]; then
+  step "packing MaskRcnn.Net $version into $feed"
+  mkdir -p "$feed"
+  rm -f "$feed"/MaskRcnn.Net*."$version".nupkg "$feed"/MaskRcnn.Net*."$version".snupkg
+  dotnet pack MaskRcnn.Net.sln -c Release -o "$feed" --nologo -v quiet
+fi
+
+step "checking the package contents"
+python3 - "$feed" "$version" <<'PY'
+import sys, zipfile
+feed, version = sys.argv[1], sys.argv[2]
+expected = {
+    'MaskRcnn.Net': ['lib/net10.0/MaskRcnn.Net.dll', 'lib/net10.0/MaskRcnn.Net.xml'],
+    'MaskRcnn.Net.Core': ['lib/net10.0/MaskRcnn.Net.Core.dll', 'lib/net10.0/MaskRcnn.Net.Core.xml',
+                          'runtimes/linux-x64/native/libmaskrcnn_native.so'],
+    'MaskRcnn.Net.RoIAlign': ['lib/net10.0/MaskRcnn.Net.RoIAlign.dll', 'lib/net10.0/MaskRcnn.Net.RoIAlign.xml'],
+    'MaskRcnn.Net.Backbones': ['lib/net10.0/MaskRcnn.Net.Backbones.dll', 'lib/net10.0/MaskRcnn.Net.Backbones.xml'],
+    'MaskRcnn.Net.Heads': ['lib/net10.0/MaskRcnn.Net.Heads.dll', 'lib/net10.0/MaskRcnn.Net.Heads.xml'],
+    'MaskRcnn.Net.Training': ['lib/net10.0/MaskRcnn.Net.Training.dll', 'lib/net10.0/MaskRcnn.Net.Training.xml'],
+    'MaskRcnn.Net.Cli': ['tools/net10.0/any/maskrcnn.dll', 'tools/net10.0/any/runtimes/linux-x64/native/libmaskrcnn_native.so'],
+}
+bad = []
+for pid, files in expected.items():
+    path = f'{feed}/{pid}.{version}.nupkg'
+    try:
+        z = zipfile.ZipFile(path)
+    except OSError as e:
+        bad.append(f'{path}: {e}'); continue
+    names = set(z.namelist())
+    nuspec = z.read(f'{pid}.nuspec').decode('utf-8')
+    for f in files + ['README.md']:
+        if f not in names:
+            bad.append(f'{pid}: {f} missing')
+    for tag in ('<license type="expression">MIT</license>', '<readme>README.md</readme>', '<repository type="git"'):
+        if tag not in nuspec:
+            bad.append(f'{pid}: nuspec lacks {tag}')
+    print(f'  {pid}.{version}.nupkg: {len(names)} entries')
+if bad:
+    print('\n'.join('  FAIL ' + b for b in bad)); sys.exit(1)
+PY
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/maskrcnn-smoke.XXXXXX")
+if [ "${SMOKE_KEEP:-0}" = "1" ]; then echo "smoke-test: keeping $work"; else trap 'rm -rf "$work"' EXIT; fi
+# An empty Directory.Build.props/targets stops MSBuild from importing any found further up.
+echo '<Project />' > "$work/Directory.Build.props"
+echo '<Project />' > "$work/Directory.Build.targets"
+cat > "$work/nuget.config" <<EOF
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
+    <add key="local" value="$feed" />
+  </packageSources>
+</configuration>
+EOF
+export NUGET_PACKAGES="$work/nuget-packages"
+
+step "creating a console app in $work/app"
+dotnet new console -o "$work/app" -n SmokeApp --framework net10.0 >/dev/null
+cd "$work/app"
+step "dotnet add package MaskRcnn.Net --version $version"
+dotnet add package MaskRcnn.Net --version "$version" >/dev/null
+cat > Program.cs <<'CS'
+using MaskRcnn.Net;
+using MaskRcnn.Net.Backbones;
+using MaskRcnn.Net.Core;
+
+var imagePath = args[0];
+var savePath = args[1];
+var failures = new List<string>();
+void Check(bool ok, string what)
+{
+    if (!ok)
+    {
+        failures.Add(what);
+        Console.Error.WriteLine("FAIL " + what);
+    }
+}
+
+Torch.ManualSeed(42);
+using var model = new MaskRcnnBuilder()
+    .WithClasses("tumor")
+    .WithBackbone(18, NormKind.GroupNorm, trainableLayers: 5, outChannels: 64)
+    .WithImageSize(256, 256)
+    .WithScoreThreshold(0.0)          // random weights: keep every detection so that there is something to check
+    .WithDetectionsPerImage(20)
+    .Build();
+Check(model.Config.NumClasses == 2, $"NumClasses {model.Config.NumClasses}, expected 2 (background + tumor)");
+
+var result = model.Predict(imagePath);
+Console.WriteLine($"image {result.Width}x{result.Height}: {result.Detections.Count} detections");
+Check(result.Width > 0 && result.Height > 0, "image size");
+Check(result.Detections.Count > 0, "no detection at score threshold 0");
+Check(result.Detections.Count <= 20, "more detections than DetectionsPerImage");
+foreach (var d in result.Detections)
+{
+    var b = d.Box;
+    Console.WriteLine($"  {d.ClassName} (label {d.Label}) score {d.Score:0.000} box ({b.X1:0.0}, {b.Y1:0.0}, {b.X2:0.0}, {b.Y2:0.0}) mask area {d.Mask?.Area}");
+    Check(d.Label == 1 && d.ClassName == "tumor", $"label {d.Label} '{d.ClassName}'");
+    Check(d.Score is >= 0f and <= 1f && float.IsFinite(d.Score), $"score {d.Score} outside [0, 1]");
+    Check(b.X1 >= 0 && b.Y1 >= 0 && b.X2 <= result.Width && b.Y2 <= result.Height && b.X1 <= b.X2 && b.Y1 <= b.Y2,
+        $"box {b} outside the {result.Width}x{result.Height} image");
+    Check(d.Mask is { } m && m.Width == result.Width && m.Height == result.Height,
+        $"mask {d.Mask?.Width}x{d.Mask?.Height}, expected {result.Width}x{result.Height}");
+}
+
+for (var i = 1; i < result.Detections.Count; i++)
+{
+    Check(result.Detections[i - 1].Score >= result.Detections[i].Score, "detections not sorted by score");
+}
+
+// The shim must come from the package's runtimes/linux-x64/native asset copied under this app's bin/.
+var shim = File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+    .Where(p => p.Length >= 6 && p[5].EndsWith("libmaskrcnn_native.so", StringComparison.Ordinal)).Select(p => p[5]).FirstOrDefault();
+Console.WriteLine($"native shim loaded from {shim}");
+Check(shim == Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libmaskrcnn_native.so"),
+    $"shim loaded from {shim}, expected {AppContext.BaseDirectory}runtimes/linux-x64/native/");
+
+model.Save(savePath);
+Check(File.Exists(savePath), "model not saved");
+Console.WriteLine(failures.Count == 0 ? "consumer checks passed" : $"{failures.Count} consumer checks failed");
+return failures.Count == 0 ? 0 : 1;
+CS
+step "building and running the consumer app"
+dotnet build -c Release --nologo -v quiet -o "$work/app/bin/out" >/dev/null
+test -f "$work/app/bin/out/runtimes/linux-x64/native/libmaskrcnn_native.so" || { echo "smoke-test: FAIL the shim is not in bin/runtimes/linux-x64/native" >&2; exit 1; }
+dotnet "$work/app/bin/out/SmokeApp.dll" "$image" "$work/model.safetensors"
+
+step "installing the maskrcnn tool package and predicting with the saved model"
+dotnet tool install --tool-path "$work/tool" --add-source "$feed" MaskRcnn.Net.Cli --version "$version" >/dev/null
+"$work/tool/maskrcnn" predict --weights "$work/model.safetensors" --score-threshold 0 --json "$work/tool.json" "$image" >/dev/null
+python3 - "$work/tool.json" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))['results']
+assert len(results) == 1, results
+print(f"  maskrcnn predict: {len(results[0]['detections'])} detections")
+PY
+
+step "passed"
