@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.Compression;
 using MaskRcnn.Net.Core.Imaging;
 
 namespace MaskRcnn.Net.Core.Tests.Imaging;
@@ -111,7 +110,7 @@ public class ImageHostileInputTests
     [Fact]
     public void Png_header_claiming_100000_by_100000_is_too_large()
     {
-        var png = PngWithHeader(100_000, 100_000, bitDepth: 8, colorType: 2, idat: ZlibCompress(new byte[64]));
+        var png = TestImages.PngWithHeader(100_000, 100_000, bitDepth: 8, colorType: 2, idat: TestImages.Zlib(new byte[64]));
         var e = DecodeFails(png, "huge PNG");
         e.Failure.Should().Be(ImageDecodeFailure.TooLarge);
         e.Message.Should().Contain("100000x100000");
@@ -127,13 +126,13 @@ public class ImageHostileInputTests
         badCrc[29] ^= 0xFF; // last byte of the IHDR CRC
         DecodeFails(badCrc, "IHDR CRC").Failure.Should().Be(ImageDecodeFailure.Corrupt);
 
-        var badDepth = PngWithHeader(4, 4, bitDepth: 7, colorType: 2, idat: ZlibCompress(new byte[64]));
+        var badDepth = TestImages.PngWithHeader(4, 4, bitDepth: 7, colorType: 2, idat: TestImages.Zlib(new byte[64]));
         DecodeFails(badDepth, "bit depth 7").Failure.Should().Be(ImageDecodeFailure.Corrupt);
 
-        var zeroWidth = PngWithHeader(0, 4, bitDepth: 8, colorType: 0, idat: ZlibCompress(new byte[8]));
+        var zeroWidth = TestImages.PngWithHeader(0, 4, bitDepth: 8, colorType: 0, idat: TestImages.Zlib(new byte[8]));
         DecodeFails(zeroWidth, "zero width");
 
-        var shortData = PngWithHeader(16, 16, bitDepth: 8, colorType: 0, idat: ZlibCompress(new byte[17 * 3]));
+        var shortData = TestImages.PngWithHeader(16, 16, bitDepth: 8, colorType: 0, idat: TestImages.Zlib(new byte[17 * 3]));
         DecodeFails(shortData, "too little image data").Failure.Should().Be(ImageDecodeFailure.Corrupt);
     }
 
@@ -141,7 +140,7 @@ public class ImageHostileInputTests
     public void Jpeg_header_claiming_65500_by_65500_is_too_large()
     {
         var jpeg = MriJpeg;
-        var sof = FindMarker(jpeg, 0xC0);
+        var sof = TestImages.FindMarker(jpeg, 0xC0);
         sof.Should().BePositive("the MRI JPEGs are baseline");
         BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(sof + 5), 65500); // height
         BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(sof + 7), 65500); // width
@@ -179,77 +178,5 @@ public class ImageHostileInputTests
                 }
             }
         }
-    }
-
-    private static int FindMarker(byte[] jpeg, byte marker)
-    {
-        for (var i = 2; i + 1 < jpeg.Length;)
-        {
-            if (jpeg[i] != 0xFF)
-            {
-                return -1;
-            }
-
-            if (jpeg[i + 1] == marker)
-            {
-                return i;
-            }
-
-            i += 2 + BinaryPrimitives.ReadUInt16BigEndian(jpeg.AsSpan(i + 2));
-        }
-
-        return -1;
-    }
-
-    private static byte[] ZlibCompress(byte[] raw)
-    {
-        using var ms = new MemoryStream();
-        using (var z = new ZLibStream(ms, CompressionLevel.Optimal))
-        {
-            z.Write(raw);
-        }
-
-        return ms.ToArray();
-    }
-
-    private static byte[] PngWithHeader(uint width, uint height, byte bitDepth, byte colorType, byte[] idat)
-    {
-        var ihdr = new byte[13];
-        BinaryPrimitives.WriteUInt32BigEndian(ihdr, width);
-        BinaryPrimitives.WriteUInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = bitDepth;
-        ihdr[9] = colorType;
-        using var ms = new MemoryStream();
-        ms.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
-        WriteChunk(ms, "IHDR", ihdr);
-        WriteChunk(ms, "IDAT", idat);
-        WriteChunk(ms, "IEND", []);
-        return ms.ToArray();
-    }
-
-    private static void WriteChunk(Stream s, string type, byte[] data)
-    {
-        Span<byte> u32 = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(u32, (uint)data.Length);
-        s.Write(u32);
-        var typeAndData = System.Text.Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
-        s.Write(typeAndData);
-        BinaryPrimitives.WriteUInt32BigEndian(u32, Crc32(typeAndData));
-        s.Write(u32);
-    }
-
-    private static uint Crc32(byte[] bytes)
-    {
-        var crc = 0xFFFFFFFFu;
-        foreach (var b in bytes)
-        {
-            crc ^= b;
-            for (var k = 0; k < 8; k++)
-            {
-                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
-            }
-        }
-
-        return ~crc;
     }
 }
