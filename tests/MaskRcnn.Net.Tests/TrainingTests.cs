@@ -11,7 +11,17 @@ internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
     public void Report(T value) => report(value);
 }
 
+/// <summary>
+/// Weight initialisation and the RoI samplers draw from libtorch's process-wide generator, so tests that compare
+/// two seeded runs bit for bit must not share the process with tests that build models in parallel.
+/// </summary>
+[CollectionDefinition("global-rng", DisableParallelization = true)]
+public sealed class GlobalRngCollection
+{
+}
+
 /// <summary>The trainer really fits data: a small model overfits one annotated image.</summary>
+[Collection("global-rng")]
 public class TrainingTests
 {
     private static DetectionDataset OneImageDataset(string dir)
