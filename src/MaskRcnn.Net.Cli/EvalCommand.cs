@@ -2,12 +2,19 @@ using System.CommandLine;
 
 namespace MaskRcnn.Net.Cli;
 
-/// <summary><c>maskrcnn eval</c>: COCO box and mask AP of a model on an annotated dataset.</summary>
+/// <summary>
+/// <c>maskrcnn eval</c>: COCO box and mask AP of a model on an annotated dataset, or of detections computed elsewhere
+/// and written in COCO's results format (<c>--detections</c>).
+/// </summary>
 internal static class EvalCommand
 {
     public static Command Create()
     {
-        var weights = new Option<string>("--weights") { Description = "a model saved by maskrcnn train (or a torchvision state dict with --num-classes)", Required = true };
+        var weights = new Option<string?>("--weights") { Description = "a model saved by maskrcnn train (or a torchvision state dict with --num-classes)" };
+        var detections = new Option<string?>("--detections")
+        {
+            Description = "score detections from this COCO results file ([{\"image_id\",\"category_id\",\"score\",\"bbox\",\"segmentation\"}]) instead of running a model",
+        };
         var numClasses = new Option<int?>("--num-classes") { Description = "classes including background, for a torchvision state dict" };
         var format = new Option<DatasetFormat>("--format") { DefaultValueFactory = _ => DatasetFormat.Coco };
         var data = new Option<string>("--dataset") { Description = "annotations (COCO/VIA JSON, or a LabelMe folder)", Required = true };
@@ -20,7 +27,7 @@ internal static class EvalCommand
         var normEps = PredictCommand.NormEpsOption();
         var command = new Command("eval", "Evaluate a model with COCO's box and mask AP")
         {
-            weights, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, threads, normEps,
+            weights, detections, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, threads, normEps,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -28,10 +35,30 @@ internal static class EvalCommand
         {
             ct = Program.Link(ct);
             Program.SetThreads(parse.GetValue(threads));
+            var (weightsPath, detectionsPath) = (parse.GetValue(weights), parse.GetValue(detections));
+            if ((weightsPath is null) == (detectionsPath is null))
+            {
+                throw new ArgumentException("give either --weights (a model to run) or --detections (a COCO results file to score)");
+            }
+
             var dataset = DatasetLoader.Load(parse.GetValue(format), parse.GetValue(data)!, parse.GetValue(images), parse.GetValue(defaultClass), parse.GetValue(classAttribute), parse.GetValue(badAnnotations));
-            using var model = PredictCommand.LoadModel(parse.GetValue(weights)!, parse.GetValue(numClasses), null, parse.GetValue(normEps));
-            CheckClasses(model, dataset);
-            var result = Run(model, dataset, parse.GetValue(overlayDir), ct);
+            ModelEvaluationResult result;
+            if (detectionsPath is not null)
+            {
+                var loaded = dataset as Training.DetectionDataset
+                    ?? throw new ArgumentException("--detections needs a dataset read from a file");
+                var results = Training.CocoResults.Load(detectionsPath, loaded, ct);
+                Console.Error.WriteLine($"read {results.Count} detections from {detectionsPath}");
+                result = ModelEvaluation.Evaluate(dataset, ModelEvaluation.FromCocoResults(dataset, results));
+                Report(result, dataset, parse.GetValue(overlayDir));
+            }
+            else
+            {
+                using var model = PredictCommand.LoadModel(weightsPath!, parse.GetValue(numClasses), null, parse.GetValue(normEps));
+                CheckClasses(model, dataset);
+                result = Run(model, dataset, parse.GetValue(overlayDir), ct);
+            }
+
             if (parse.GetValue(jsonOut) is { } path)
             {
                 WriteMetrics(result, path);
@@ -94,6 +121,13 @@ internal static class EvalCommand
                 Console.Error.WriteLine($"evaluated {p.Done}/{p.Total} images");
             }
         }), ct);
+        Report(result, dataset, overlayDir);
+        return result;
+    }
+
+    /// <summary>Prints the metrics and writes the overlays (ground truth left, predictions right).</summary>
+    private static void Report(ModelEvaluationResult result, Training.IDetectionDataset dataset, string? overlayDir)
+    {
         Console.WriteLine("Boxes (bbox):");
         Console.WriteLine(result.Boxes.Summary);
         if (result.Masks is not null)
@@ -122,7 +156,5 @@ internal static class EvalCommand
 
             Console.Error.WriteLine($"wrote {dataset.Count} overlays (ground truth left, predictions scoring >= 0.5 right) to {overlayDir}");
         }
-
-        return result;
     }
 }

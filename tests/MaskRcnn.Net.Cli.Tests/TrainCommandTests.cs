@@ -77,6 +77,53 @@ public sealed class TrainCommandTests : IDisposable
         doc.RootElement.GetProperty("bbox").GetProperty("AP").GetDouble().Should().BeInRange(-1, 1);
         doc.RootElement.GetProperty("segm").GetProperty("AP50").GetDouble().Should().BeInRange(-1, 1);
         doc.RootElement.GetProperty("binary").GetProperty("mean_dice").GetDouble().Should().BeInRange(0, 1);
+
+        // The same model's predictions written by `predict`, converted to a COCO results file, score the same
+        // through `eval --detections`.
+        var predictions = Path.Combine(dir, "predictions.json");
+        var imagePaths = Directory.GetFiles(Path.Combine(Mini, "images")).Order().ToArray();
+        Program.Main(["predict", "--weights", Path.Combine(outDir, "model.safetensors"), "--json", predictions, "--threads", "1", .. imagePaths]).Should().Be(0);
+        var results = Path.Combine(dir, "results.json");
+        File.WriteAllText(results, ToCocoResults(predictions, Path.Combine(Mini, "annotations.json")));
+        var fromResults = Path.Combine(dir, "metrics_from_results.json");
+        Program.Main(["eval", "--detections", results, "--dataset", Path.Combine(Mini, "annotations.json"),
+            "--images", Path.Combine(Mini, "images"), "--json", fromResults]).Should().Be(0);
+        using var doc2 = System.Text.Json.JsonDocument.Parse(File.ReadAllText(fromResults));
+        foreach (var block in new[] { "bbox", "segm", "binary" })
+        {
+            foreach (var stat in doc.RootElement.GetProperty(block).EnumerateObject())
+            {
+                doc2.RootElement.GetProperty(block).GetProperty(stat.Name).GetDouble().Should().BeApproximately(stat.Value.GetDouble(), 1e-6, $"{block} {stat.Name}");
+            }
+        }
+    }
+
+    /// <summary>Rewrites <c>predict</c>'s JSON as a COCO results list, mapping image paths to the annotation file's ids.</summary>
+    private static string ToCocoResults(string predictJson, string annotationsJson)
+    {
+        using var annotations = System.Text.Json.JsonDocument.Parse(File.ReadAllText(annotationsJson));
+        var ids = annotations.RootElement.GetProperty("images").EnumerateArray()
+            .ToDictionary(i => i.GetProperty("file_name").GetString()!, i => i.GetProperty("id").GetInt64());
+        using var predicted = System.Text.Json.JsonDocument.Parse(File.ReadAllText(predictJson));
+        var list = new System.Text.Json.Nodes.JsonArray();
+        foreach (var image in predicted.RootElement.GetProperty("results").EnumerateArray())
+        {
+            var id = ids[Path.GetFileName(image.GetProperty("image").GetString()!)];
+            foreach (var d in image.GetProperty("detections").EnumerateArray())
+            {
+                var b = d.GetProperty("box").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+                list.Add(new System.Text.Json.Nodes.JsonObject
+                {
+                    ["image_id"] = id,
+                    ["category_id"] = d.GetProperty("label").GetInt32(),
+                    ["score"] = d.GetProperty("score").GetDouble(),
+                    ["bbox"] = new System.Text.Json.Nodes.JsonArray(b[0], b[1], b[2] - b[0], b[3] - b[1]),
+                    ["segmentation"] = System.Text.Json.Nodes.JsonNode.Parse(d.GetProperty("mask_rle").GetRawText()),
+                });
+            }
+        }
+
+        return list.ToJsonString();
     }
 
     [Fact]

@@ -144,7 +144,11 @@ public static class CocoDataset
 
         var samples = images.Select((im, i) => (im, i)).Where(x => !skippedImage[x.i])
             .Select(x => new DatasetSample(x.im.Id, x.im.FileName, x.im.Width, x.im.Height, perImage[x.i]) { ImagePath = x.im.Path });
-        return new DetectionDataset(classNames, samples) { LoadReport = reporter.Finish(annotationsJson) };
+        return new DetectionDataset(classNames, samples)
+        {
+            LoadReport = reporter.Finish(annotationsJson),
+            CategoryIds = [0, .. categoryNames.Keys],
+        };
     }
 
     /// <summary>
@@ -242,7 +246,7 @@ public static class CocoDataset
     /// Reads a segmentation; <paramref name="shortPolygon"/> is the first polygon of fewer than 3 points (the mask is
     /// then not rasterised and the result is meaningless), or null.
     /// </summary>
-    private static Rle ReadSegmentation(JsonCursor seg, int height, int width, out (JsonCursor Node, int Points)? shortPolygon)
+    internal static Rle ReadSegmentation(JsonCursor seg, int height, int width, out (JsonCursor Node, int Points)? shortPolygon)
     {
         shortPolygon = null;
         if (seg.Kind == JsonValueKind.Array)

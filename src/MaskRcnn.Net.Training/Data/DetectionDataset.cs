@@ -60,6 +60,13 @@ public sealed class DetectionDataset : IDetectionDataset
     /// </summary>
     public DatasetLoadReport LoadReport { get; init; } = DatasetLoadReport.None;
 
+    /// <summary>
+    /// The COCO <c>category_id</c> of each label (index 0, the background, is 0) when the dataset was read from a COCO
+    /// file, so results can be written or read with the file's own ids; null for other sources, whose labels are
+    /// their ids.
+    /// </summary>
+    public IReadOnlyList<long>? CategoryIds { get; init; }
+
     /// <summary>Total number of annotations over all images.</summary>
     public int AnnotationCount => samples.Sum(s => s.Annotations.Count);
 
