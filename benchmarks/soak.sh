@@ -7,7 +7,8 @@
 # glibc's malloc_trim (memory still in use, without the freed pages glibc keeps cached); --gate trimmed applies the
 # limit to that. Default model: ResNet-50-FPN (frozen batch norm, random init, seed 0) at 256 px, score threshold 0,
 # up to 10 detections with masks per image. On the 2-core machine under load, soak took ~31 min, rss ~17 min.
-# glibc's allocator can be tuned from outside, e.g. MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 bash benchmarks/soak.sh
+# The library caps glibc malloc arenas at 2 and fixes the mmap threshold at 128 KiB when it loads (NativeAllocator);
+# MASKRCNN_MALLOC_TUNING=0 bash benchmarks/soak.sh measures glibc's defaults instead.
 # Usage: bash benchmarks/soak.sh [soak|rss|both] [--predictions N] [--threads T] [--depth 18|50] [--norm frozen|group]
 #        [--image-size PX] [--detections D] [--max-growth PERCENT] [--gate rss|trimmed] ...
 #        (default: both; the options apply to each)

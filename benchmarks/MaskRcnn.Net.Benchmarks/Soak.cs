@@ -141,7 +141,8 @@ public static partial class Soak
         var sizeText = o.ImageSize > 0 ? $"{o.ImageSize} px" : "800/1333 px";
         Console.WriteLine($"{mode}: ResNet-{o.Depth}-FPN ({o.Norm}, {o.FpnChannels} FPN channels, random init seed {o.Seed}), " +
             $"{sizeText}, score threshold {o.ScoreThreshold}, up to {o.Detections} detections with masks; {o.Predictions} predictions from {o.Threads} thread(s) on " +
-            $"{images.Length} images of {imagesDir}; libtorch threads {Torch.NumThreads}; {Environment.ProcessorCount} cores");
+            $"{images.Length} images of {imagesDir}; libtorch threads {Torch.NumThreads}; {Environment.ProcessorCount} cores; " +
+            $"glibc allocator tuned by NativeAllocator: {(NativeAllocator.IsTuned ? $"yes (arenas {NativeAllocator.ArenaMax}, mmap threshold {NativeAllocator.MmapThreshold / 1024} KiB)" : $"no ({NativeAllocator.OptOutVariable}=0 or MALLOC_* set)")}");
         var startRss = RssKiB();
 
         var warmup = Math.Max(1, (int)Math.Round(o.Predictions * o.WarmupFraction));

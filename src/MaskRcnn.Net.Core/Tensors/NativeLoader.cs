@@ -43,13 +43,10 @@ internal static partial class NativeLoader
         var file = LibraryFileName;
         var dirs = new[] { AppContext.BaseDirectory, Path.GetDirectoryName(assembly.Location) ?? "" };
         var candidates = CandidatePaths(dirs, RuntimeFolder, file);
-        if (TryLoadFirst(candidates, out var handle, out var loadError))
+        if (TryLoadFirst(candidates, out var handle, out var loadError)
+            || NativeLibrary.TryLoad(file, assembly, searchPath, out handle))
         {
-            return handle;
-        }
-
-        if (NativeLibrary.TryLoad(file, assembly, searchPath, out handle))
-        {
+            NativeAllocator.Apply();
             return handle;
         }
 
