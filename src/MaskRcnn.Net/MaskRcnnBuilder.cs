@@ -26,6 +26,7 @@ public sealed class MaskRcnnBuilder
 {
     private MaskRcnnConfig config;
     private Device device = Device.Cpu;
+    private PredictorInit predictorInit = PredictorInit.Torchvision;
     private string? weightsPath;
     private bool weightsStrict = true;
     private bool weightsSkipShapeMismatches;
@@ -127,6 +128,21 @@ public sealed class MaskRcnnBuilder
         return this;
     }
 
+    /// <summary>
+    /// How the final layers of the box and mask heads are initialised (see <see cref="PredictorInit"/>); ignored for
+    /// parameters loaded with <see cref="WithWeights"/>.
+    /// </summary>
+    public MaskRcnnBuilder WithPredictorInit(PredictorInit init)
+    {
+        if (!Enum.IsDefined(init))
+        {
+            throw new ArgumentOutOfRangeException(nameof(init), init, "unknown predictor initialisation");
+        }
+
+        predictorInit = init;
+        return this;
+    }
+
     /// <summary>The device to run on.</summary>
     public MaskRcnnBuilder WithDevice(Device device)
     {
@@ -155,6 +171,29 @@ public sealed class MaskRcnnBuilder
         boxPooler = box ?? throw new ArgumentNullException(nameof(box));
         maskPooler = mask;
         return this;
+    }
+
+    /// <summary>Normal(0, σ) weights and zero biases for the class scores (σ 0.01), box deltas and mask logits (σ 0.001).</summary>
+    private static void InitPredictorsSmall(MaskRcnnModel model)
+    {
+        using var noGrad = Torch.NoGrad();
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            double? std = name switch
+            {
+                "roi_heads.box_predictor.cls_score.weight" => 0.01,
+                "roi_heads.box_predictor.bbox_pred.weight" or "roi_heads.mask_predictor.mask_fcn_logits.weight" => 0.001,
+                _ => null,
+            };
+            if (std is { } s)
+            {
+                p.NormalInPlace(0, s);
+            }
+            else if (name is "roi_heads.box_predictor.cls_score.bias" or "roi_heads.box_predictor.bbox_pred.bias" or "roi_heads.mask_predictor.mask_fcn_logits.bias")
+            {
+                p.ZeroInPlace();
+            }
+        }
     }
 
     private MaskRcnnBuilder Set<T>(ref T? field, T value) where T : class
@@ -205,6 +244,11 @@ public sealed class MaskRcnnBuilder
             disposables.Clear();
             disposables.Add(model);
             model.Eval();
+            if (predictorInit == PredictorInit.SmallNormal)
+            {
+                InitPredictorsSmall(model);
+            }
+
             if (weightsPath is not null)
             {
                 if (MaskRcnnModel.IsSavedModel(weightsPath))

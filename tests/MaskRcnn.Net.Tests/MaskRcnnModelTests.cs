@@ -65,6 +65,59 @@ public class MaskRcnnModelTests
         model.StateDict().Single(kv => kv.Key == "roi_heads.box_predictor.bbox_pred.weight").Value.Shape.Should().Equal(91 * 4, 1024);
     }
 
+    private static double Std(MaskRcnnModel model, string name)
+    {
+        using var std = model.NamedParameters().Single(p => p.Name == name).Parameter.Std();
+        return std.ItemDouble();
+    }
+
+    private static double AbsMax(MaskRcnnModel model, string name)
+    {
+        using var abs = model.NamedParameters().Single(p => p.Name == name).Parameter.Abs();
+        using var max = abs.Max();
+        return max.ItemDouble();
+    }
+
+    [Fact]
+    public void Small_normal_predictor_init_gives_detectron2s_scales_and_loaded_weights_still_win()
+    {
+        using var torchvision = Small().Build();
+        using var small = Small().WithPredictorInit(PredictorInit.SmallNormal).Build();
+
+        // Hand-computed expectations: N(0, 0.01) / N(0, 0.001) over 1024x3 / 1024x12 / 3x256 weights, zero biases.
+        Std(small, "roi_heads.box_predictor.cls_score.weight").Should().BeApproximately(0.01, 0.001);
+        Std(small, "roi_heads.box_predictor.bbox_pred.weight").Should().BeApproximately(0.001, 0.0001);
+        Std(small, "roi_heads.mask_predictor.mask_fcn_logits.weight").Should().BeApproximately(0.001, 0.0002);
+        foreach (var bias in new[] { "roi_heads.box_predictor.cls_score.bias", "roi_heads.box_predictor.bbox_pred.bias", "roi_heads.mask_predictor.mask_fcn_logits.bias" })
+        {
+            AbsMax(small, bias).Should().Be(0, bias);
+        }
+
+        // torchvision: PyTorch's default (uniform) biases for the box predictor, zero for the mask logits.
+        AbsMax(torchvision, "roi_heads.box_predictor.cls_score.bias").Should().BeGreaterThan(0);
+        AbsMax(torchvision, "roi_heads.mask_predictor.mask_fcn_logits.bias").Should().Be(0);
+
+        // torchvision's Kaiming (fan-out) mask logits: std sqrt(2 / (3 * 1 * 1)) = 0.816.
+        Std(torchvision, "roi_heads.mask_predictor.mask_fcn_logits.weight").Should().BeApproximately(Math.Sqrt(2.0 / 3), 0.3);
+        Std(small, "backbone.fpn.inner_blocks.0.0.weight").Should().BeApproximately(Std(torchvision, "backbone.fpn.inner_blocks.0.0.weight"), 0.01,
+            "only the predictors change");
+
+        var dir = Directory.CreateTempSubdirectory("mr_init_").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "model.safetensors");
+            torchvision.Save(path);
+            using var loaded = Small().WithPredictorInit(PredictorInit.SmallNormal).WithWeights(path).Build();
+            Std(loaded, "roi_heads.mask_predictor.mask_fcn_logits.weight").Should().Be(Std(torchvision, "roi_heads.mask_predictor.mask_fcn_logits.weight"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+
+        FluentActions.Invoking(() => new MaskRcnnBuilder().WithPredictorInit((PredictorInit)7)).Should().Throw<ArgumentOutOfRangeException>();
+    }
+
     [Fact]
     public void Save_and_load_round_trip_gives_identical_predictions()
     {
