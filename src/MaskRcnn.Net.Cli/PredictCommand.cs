@@ -95,7 +95,7 @@ internal static class PredictCommand
         DefaultValueFactory = _ => 1e-5,
     };
 
-    internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5)
+    internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5, double? nmsThreshold = null)
     {
         if (!File.Exists(weights))
         {
@@ -104,21 +104,20 @@ internal static class PredictCommand
 
         if (MaskRcnnModel.IsSavedModel(weights))
         {
-            var saved = MaskRcnnModel.Load(weights);
-            if (scoreThreshold is null || numClasses is not null && numClasses != saved.Config.NumClasses)
+            var savedClasses = MaskRcnnModel.ReadConfig(weights).NumClasses;
+            if (numClasses is not null && numClasses != savedClasses)
             {
-                if (numClasses is not null && numClasses != saved.Config.NumClasses)
-                {
-                    saved.Dispose();
-                    throw new ArgumentException($"--num-classes {numClasses} does not match the saved model's {saved.Config.NumClasses} classes");
-                }
-
-                return saved;
+                throw new ArgumentException($"--num-classes {numClasses} does not match the saved model's {savedClasses} classes");
             }
 
-            var config = saved.Config with { RoIHeads = saved.Config.RoIHeads with { ScoreThreshold = scoreThreshold.Value } };
-            saved.Dispose();
-            return new MaskRcnnBuilder(config).WithWeights(weights).Build();
+            return MaskRcnnModel.Load(weights, configure: c => c with
+            {
+                RoIHeads = c.RoIHeads with
+                {
+                    ScoreThreshold = scoreThreshold ?? c.RoIHeads.ScoreThreshold,
+                    NmsThreshold = nmsThreshold ?? c.RoIHeads.NmsThreshold,
+                },
+            });
         }
 
         var builder = new MaskRcnnBuilder().WithNumClasses(numClasses ?? 91)
@@ -127,6 +126,11 @@ internal static class PredictCommand
         if (scoreThreshold is { } s)
         {
             builder.WithScoreThreshold(s);
+        }
+
+        if (nmsThreshold is { } n)
+        {
+            builder.WithNmsThreshold(n);
         }
 
         return builder.Build();

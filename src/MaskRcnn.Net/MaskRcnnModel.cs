@@ -344,28 +344,41 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
         path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) &&
         SafeTensors.ReadMetadata(path).ContainsKey(ConfigMetadataKey);
 
-    /// <summary>Loads a model written by <see cref="Save"/> (weights + configuration) in evaluation mode.</summary>
-    public static MaskRcnnModel Load(string path, Device? device = null)
+    /// <summary>Reads the configuration of a model written by <see cref="Save"/> without loading its weights.</summary>
+    /// <exception cref="FileNotFoundException">The file has no embedded configuration and no <c>.json</c> beside it.</exception>
+    public static MaskRcnnConfig ReadConfig(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         var metadata = SafeTensors.ReadMetadata(path);
-        string json;
         if (metadata.TryGetValue(ConfigMetadataKey, out var embedded))
         {
-            json = embedded;
+            return MaskRcnnConfig.FromJson(embedded);
         }
-        else
+
+        var sidecar = Path.ChangeExtension(path, ".json");
+        if (!File.Exists(sidecar))
         {
-            var sidecar = Path.ChangeExtension(path, ".json");
-            if (!File.Exists(sidecar))
-            {
-                throw new FileNotFoundException($"{path} has no model configuration in its metadata and {sidecar} does not exist", sidecar);
-            }
-
-            json = File.ReadAllText(sidecar);
+            throw new FileNotFoundException($"{path} has no model configuration in its metadata and {sidecar} does not exist", sidecar);
         }
 
-        var config = MaskRcnnConfig.FromJson(json);
+        return MaskRcnnConfig.FromJson(File.ReadAllText(sidecar));
+    }
+
+    /// <summary>Loads a model written by <see cref="Save"/> (weights + configuration) in evaluation mode.</summary>
+    /// <param name="path">The saved model.</param>
+    /// <param name="device">Where to put it (default: CPU).</param>
+    /// <param name="configure">
+    /// Changes to the saved configuration before the model is built — settings that do not change the weights'
+    /// shapes, such as <see cref="MaskRcnnConfig.RoIHeads"/> score/NMS thresholds or the detections per image.
+    /// </param>
+    public static MaskRcnnModel Load(string path, Device? device = null, Func<MaskRcnnConfig, MaskRcnnConfig>? configure = null)
+    {
+        var config = ReadConfig(path);
+        if (configure is not null)
+        {
+            config = configure(config) ?? throw new ArgumentException("configure returned null", nameof(configure));
+        }
+
         var model = new MaskRcnnBuilder(config).WithDevice(Device.Cpu).Build();
         try
         {
