@@ -12,16 +12,26 @@ namespace MaskRcnn.Net.Cli;
 /// </summary>
 internal static class DemoCommand
 {
+    /// <summary>
+    /// The default length of training: 4 epochs (204 steps), about 5 minutes on 2 idle CPU cores. Epochs rather than a
+    /// time budget by default, so every run gives the same model.
+    /// </summary>
+    public const int DefaultEpochs = 4;
+
     public static Command Create()
     {
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => Path.Combine("artifacts", "demo") };
         var data = new Option<string?>("--data") { Description = "folder with train/ and val/ (default: the shipped data/brain-tumor)" };
-        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 8 };
+        var minutes = new Option<double?>("--minutes")
+        {
+            Description = "train for this many minutes instead of a number of epochs; the cosine schedule is planned to end in time",
+        };
+        var epochs = new Option<int?>("--epochs") { Description = $"epochs to train (default {DefaultEpochs}; deterministic)" };
         var imageSize = new Option<int>("--image-size") { DefaultValueFactory = _ => 256 };
         var threads = new Option<int?>("--threads");
         var command = new Command("demo", "Train on the shipped brain-tumour MRI data, evaluate, and draw the predicted masks")
         {
-            output, data, epochs, imageSize, threads,
+            output, data, minutes, epochs, imageSize, threads,
         };
         command.SetAction((parse, ct) =>
         {
@@ -34,7 +44,15 @@ internal static class DemoCommand
             var val = CocoDataset.Load(Path.Combine(root, "val", "annotations.json"), Path.Combine(root, "val", "images"));
             var clock = Stopwatch.StartNew();
             var size = parse.GetValue(imageSize);
-            var settings = new TrainSettings(train, null, outDir, parse.GetValue(epochs), BatchSize: 4,
+            var fixedEpochs = parse.GetValue(epochs);
+            if (fixedEpochs is not null && parse.GetValue(minutes) is not null)
+            {
+                throw new ArgumentException("give --epochs or --minutes, not both");
+            }
+
+            var budget = parse.GetValue(minutes);
+            fixedEpochs ??= budget is null ? DefaultEpochs : null;
+            var settings = new TrainSettings(train, null, outDir, fixedEpochs ?? 1000, BatchSize: 4,
                 LearningRate: 0.02, ImageSize: size, MaxSize: size, Depth: 18, Norm: NormKind.GroupNorm, TrainableLayers: 5,
                 InitWeights: null, Seed: 0)
             {
@@ -47,7 +65,9 @@ internal static class DemoCommand
                 AnchorSizes = [[16], [32], [64], [128], [256]],
                 Decay = LearningRateDecay.Cosine,
                 WarmupSteps = 50,
+                PredictorInit = PredictorInit.SmallNormal,
                 ValidateEvery = int.MaxValue,
+                Minutes = budget,
             };
             using var model = TrainCommand.Run(settings, ct);
             var trainMinutes = clock.Elapsed.TotalMinutes;
@@ -55,7 +75,7 @@ internal static class DemoCommand
             var result = EvalCommand.Run(model, val, overlays, ct);
             var report = $"""
                 MaskRcnn.Net demo: Mask R-CNN (ResNet-18 + 128-channel FPN, GroupNorm, small heads, trained from scratch) on brain-MRI tumours
-                train: {train.Count} images, validation: {val.Count} images (held-out patients), {settings.Epochs} epochs at {size} px
+                train: {train.Count} images, validation: {val.Count} images (held-out patients), at {size} px, {(budget is { } b ? $"budget {b:0.#} min" : $"{fixedEpochs} epochs")}
                 training time: {trainMinutes:F1} min on {Core.Torch.NumThreads} threads
                 validation box AP {result.Boxes.AP:F3}, AP50 {result.Boxes.AP50:F3}; mask AP {result.Masks?.AP ?? -1:F3}, AP50 {result.Masks?.AP50 ?? -1:F3}
                 tumour pixels (union of masks scoring >= 0.5 per image): mean Dice {result.Binary?.MeanDice ?? -1:F3}, mean IoU {result.Binary?.MeanIou ?? -1:F3}

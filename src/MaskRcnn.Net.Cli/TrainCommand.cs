@@ -66,6 +66,9 @@ internal sealed record TrainSettings(
     /// <summary>Warm-up steps.</summary>
     public int WarmupSteps { get; init; } = 100;
 
+    /// <summary>Initialisation of the box and mask predictors.</summary>
+    public PredictorInit PredictorInit { get; init; } = PredictorInit.Torchvision;
+
     /// <summary>The saved model.</summary>
     public string ModelPath => Path.Combine(OutputDir, "model.safetensors");
 
@@ -113,11 +116,16 @@ internal static class TrainCommand
         var jitter = new Option<double>("--color-jitter") { Description = "brightness/contrast jitter strength (0: off)" };
         var scales = new Option<string?>("--multi-scale") { Description = "extra shorter-side sizes drawn at random in training, e.g. 224,288 (inference uses --min-size)" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+        var predictorInit = new Option<PredictorInit>("--predictor-init")
+        {
+            Description = "box/mask predictor initialisation: Torchvision, or SmallNormal (detectron2's; starts from-scratch training faster)",
+            DefaultValueFactory = _ => PredictorInit.Torchvision,
+        };
         var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: all cores)" };
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
         {
             format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr,
-            size, maxSize, depth, norm, trainable, init, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, threads,
+            size, maxSize, depth, norm, trainable, init, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -155,6 +163,7 @@ internal static class TrainCommand
                 WarmupSteps = parse.GetValue(warmup),
                 ColorJitter = parse.GetValue(jitter),
                 MoreMinSizes = parse.GetValue(scales) is { } m ? ParseNumbers(m, "--multi-scale").Select(x => (int)x).ToArray() : [],
+                PredictorInit = parse.GetValue(predictorInit),
             };
             using var model = Run(settings, ct);
             return Task.FromResult(0);
@@ -202,7 +211,8 @@ internal static class TrainCommand
             .WithImageSize(s.MoreMinSizes.Length > 0 ? s.MoreMinSizes[0] : s.ImageSize, s.MaxSize, [.. s.MoreMinSizes.Skip(1), .. s.MoreMinSizes.Length > 0 ? [s.ImageSize] : Array.Empty<int>()])
             .WithRpn(new RpnOptions(PreNmsTopNTrain: 1000, PostNmsTopNTrain: 1000, PreNmsTopNTest: 1000, PostNmsTopNTest: 500))
             .WithRoIHeads(new RoIHeadsOptions(BatchSizePerImage: s.RoIsPerImage))
-            .WithHeadSizes(s.BoxHeadSize, s.MaskHead, s.MaskHead[^1]);
+            .WithHeadSizes(s.BoxHeadSize, s.MaskHead, s.MaskHead[^1])
+            .WithPredictorInit(s.PredictorInit);
         if (s.AnchorSizes is not null)
         {
             builder.WithAnchors(s.AnchorSizes, Enumerable.Repeat<IReadOnlyList<double>>([0.5, 1.0, 2.0], s.AnchorSizes.Count).ToArray());
