@@ -23,7 +23,45 @@ public sealed record RoIHeadsOptions(
     double ScoreThreshold = 0.05,
     double NmsThreshold = 0.5,
     int DetectionsPerImage = 100,
-    (double X, double Y, double W, double H)? BoxRegressionWeights = null);
+    (double X, double Y, double W, double H)? BoxRegressionWeights = null)
+{
+    /// <summary>Checks the ranges; throws <see cref="ArgumentException"/> naming the field and its value.</summary>
+    public void Validate()
+    {
+        static void Fraction(double value, string name)
+        {
+            if (!(value >= 0 && value <= 1))
+            {
+                throw new ArgumentException($"RoIHeadsOptions.{name} must be in [0, 1], got {value}", name);
+            }
+        }
+
+        Fraction(ForegroundIouThreshold, nameof(ForegroundIouThreshold));
+        Fraction(BackgroundIouThreshold, nameof(BackgroundIouThreshold));
+        Fraction(PositiveFraction, nameof(PositiveFraction));
+        Fraction(ScoreThreshold, nameof(ScoreThreshold));
+        Fraction(NmsThreshold, nameof(NmsThreshold));
+        if (BackgroundIouThreshold > ForegroundIouThreshold)
+        {
+            throw new ArgumentException($"RoIHeadsOptions.BackgroundIouThreshold ({BackgroundIouThreshold}) must not exceed ForegroundIouThreshold ({ForegroundIouThreshold})", nameof(BackgroundIouThreshold));
+        }
+
+        if (BatchSizePerImage < 1)
+        {
+            throw new ArgumentException($"RoIHeadsOptions.BatchSizePerImage must be at least 1, got {BatchSizePerImage}", nameof(BatchSizePerImage));
+        }
+
+        if (DetectionsPerImage < 1)
+        {
+            throw new ArgumentException($"RoIHeadsOptions.DetectionsPerImage must be at least 1, got {DetectionsPerImage}", nameof(DetectionsPerImage));
+        }
+
+        if (BoxRegressionWeights is { } w && !new[] { w.X, w.Y, w.W, w.H }.All(v => v > 0 && double.IsFinite(v)))
+        {
+            throw new ArgumentException($"RoIHeadsOptions.BoxRegressionWeights must be positive and finite, got {w}", nameof(BoxRegressionWeights));
+        }
+    }
+}
 
 /// <summary>
 /// The RoI heads of Mask R-CNN (torchvision's <c>RoIHeads</c>): pool proposals, classify and refine boxes,
@@ -59,6 +97,7 @@ public sealed class RoIHeads : Module
         }
 
         Options = options ?? new RoIHeadsOptions();
+        Options.Validate();
         coder = new BoxCoder(Options.BoxRegressionWeights ?? (10, 10, 5, 5));
         matcher = new Matcher(Options.ForegroundIouThreshold, Options.BackgroundIouThreshold, allowLowQualityMatches: false);
         sampler = new BalancedPositiveNegativeSampler(Options.BatchSizePerImage, Options.PositiveFraction);

@@ -92,6 +92,7 @@ public sealed record MaskRcnnConfig
             throw new ArgumentException($"MaskHeadLayers needs at least one layer and every channel count (mask head, mask predictor, box head) must be >= 1", nameof(MaskHeadLayers));
         }
 
+        RoIHeads.Validate();
         if (Backbone.TrainableLayers is < 0 or > 5)
         {
             throw new ArgumentException($"Backbone.TrainableLayers must be 0..5, got {Backbone.TrainableLayers}", nameof(Backbone));

@@ -118,6 +118,32 @@ public class MaskRcnnModelTests
         FluentActions.Invoking(() => new MaskRcnnBuilder().WithPredictorInit((PredictorInit)7)).Should().Throw<ArgumentOutOfRangeException>();
     }
 
+    [Theory]
+    [InlineData(nameof(RoIHeadsOptions.DetectionsPerImage))]
+    [InlineData(nameof(RoIHeadsOptions.BatchSizePerImage))]
+    [InlineData(nameof(RoIHeadsOptions.NmsThreshold))]
+    [InlineData(nameof(RoIHeadsOptions.ScoreThreshold))]
+    [InlineData(nameof(RoIHeadsOptions.PositiveFraction))]
+    [InlineData(nameof(RoIHeadsOptions.BackgroundIouThreshold))]
+    [InlineData(nameof(RoIHeadsOptions.BoxRegressionWeights))]
+    public void Out_of_range_roi_head_options_are_refused_naming_the_field(string field)
+    {
+        var options = field switch
+        {
+            nameof(RoIHeadsOptions.DetectionsPerImage) => new RoIHeadsOptions(DetectionsPerImage: 0),
+            nameof(RoIHeadsOptions.BatchSizePerImage) => new RoIHeadsOptions(BatchSizePerImage: -1),
+            nameof(RoIHeadsOptions.NmsThreshold) => new RoIHeadsOptions(NmsThreshold: double.NaN),
+            nameof(RoIHeadsOptions.ScoreThreshold) => new RoIHeadsOptions(ScoreThreshold: 1.5),
+            nameof(RoIHeadsOptions.PositiveFraction) => new RoIHeadsOptions(PositiveFraction: -0.1),
+            nameof(RoIHeadsOptions.BackgroundIouThreshold) => new RoIHeadsOptions(ForegroundIouThreshold: 0.4, BackgroundIouThreshold: 0.6),
+            _ => new RoIHeadsOptions(BoxRegressionWeights: (10, 10, 0, 5)),
+        };
+
+        var act = () => Small().WithRoIHeads(options).Build();
+
+        act.Should().Throw<ArgumentException>().Which.Message.Should().Contain(field);
+    }
+
     [Fact]
     public void Save_and_load_round_trip_gives_identical_predictions()
     {
