@@ -125,14 +125,15 @@ public sealed class MaskRcnnParityTests : IClassFixture<MaskRcnnParityTests.Orac
         var (proposals, _) = model.Rpn.Forward(batch, features.Tensors);
         for (var i = 0; i < 2; i++)
         {
-            // Float rounding only, amplified by the box decoding (exp(dw)·anchor): the backbone folds frozen BN into its
-            // convolutions (features agree to ~3e-6 relative), so 1e-2 px plus 5e-5 of the coordinate range (0.05 px at
-            // 800 px); channels-last convolutions also sum in another order (~5e-6 relative), so 1e-4 of the range there.
+            // Float rounding only, amplified by the box decoding (exp(dw)·anchor, anchors up to 512 px): features agree to
+            // ~5e-6 relative, and which convolution kernels oneDNN picks (so the summation order) depends on the CPU and
+            // the layout. Measured: 0.02 px (NCHW) and 0.08-0.11 px (channels-last) at 800 px on different hosts.
+            // Bound: 1e-2 px plus 2.5e-4 of the coordinate range (0.21 px at 800 px), far below a real bug's pixels.
             var expected = oracle.Expected[$"proposals.{i}"];
             var diff = MaxAbsDiff(proposals[i], expected);
             var range = expected.NumEl == 0 ? 0 : expected.Abs().Max().ItemDouble();
             output.WriteLine($"proposals {i}: {proposals[i].Size(0)} boxes, max abs diff {diff:E2} (coordinates up to {range:0})");
-            diff.Should().BeLessThan(1e-2 + (channelsLast ? 1e-4 : 5e-5) * range, $"proposals of image {i}");
+            diff.Should().BeLessThan(1e-2 + 2.5e-4 * range, $"proposals of image {i}");
         }
     }
 
