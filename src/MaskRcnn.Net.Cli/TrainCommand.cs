@@ -227,7 +227,10 @@ internal static class TrainCommand
         Directory.CreateDirectory(s.OutputDir);
         using var logger = new ConsoleLogger();
         logger.AddFile(s.LogPath);
-        Core.Torch.ManualSeed((ulong)s.Seed);
+        // One private random stream for initialisation and training (saved in checkpoints, restored on resume), so
+        // the run does not depend on anything else in the process drawing from libtorch's default generator.
+        using var generator = new Core.RandomGenerator((ulong)s.Seed);
+        using var generatorScope = Core.RandomGenerator.Use(generator);
         var resuming = s.Resume && File.Exists(s.CheckpointPath);
         if (s.Resume && !resuming)
         {

@@ -27,6 +27,7 @@ public sealed class MaskRcnnBuilder
     private MaskRcnnConfig config;
     private Device device = Device.Cpu;
     private PredictorInit predictorInit = PredictorInit.Torchvision;
+    private ulong? seed;
     private string? weightsPath;
     private bool weightsStrict = true;
     private bool weightsSkipShapeMismatches;
@@ -143,6 +144,18 @@ public sealed class MaskRcnnBuilder
         return this;
     }
 
+    /// <summary>
+    /// Initialises the weights from a private random stream with this seed (a <see cref="RandomGenerator"/>): the same
+    /// seed builds the same model whatever else in the process draws random numbers, and the same weights as
+    /// <see cref="Torch.ManualSeed"/>(<paramref name="seed"/>) followed by a build without a seed. Without it the
+    /// weights come from <see cref="RandomGenerator.Current"/>, or libtorch's default generator.
+    /// </summary>
+    public MaskRcnnBuilder WithSeed(ulong seed)
+    {
+        this.seed = seed;
+        return this;
+    }
+
     /// <summary>The device to run on.</summary>
     public MaskRcnnBuilder WithDevice(Device device)
     {
@@ -206,6 +219,8 @@ public sealed class MaskRcnnBuilder
     public MaskRcnnModel Build()
     {
         config.Validate();
+        using var generator = seed is { } s ? new RandomGenerator(s) : null;
+        using var generatorScope = generator is null ? null : RandomGenerator.Use(generator);
         var disposables = new List<Module>();
         T Track<T>(T part)
         {

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using MaskRcnn.Net.Core.Tests.TestSupport;
 
 namespace MaskRcnn.Net.Tests;
@@ -77,6 +78,35 @@ public class PackagingTests
             e.Message.Should().StartWith("libtorch is not installed").And.Contain("libtorch_cpu.so.99")
                 .And.Contain("sudo apt-get install libtorch-dev").And.Contain("LIBTORCH_DIR");
             e.InnerException.Should().BeOfType<DllNotFoundException>();
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
+
+    [Fact]
+    public void A_shim_of_another_ABI_version_is_refused_with_a_clear_message()
+    {
+        Torch.NumThreads.Should().BePositive();
+        var real = NativeLibrary.Load(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", Shim));
+        FluentActions.Invoking(() => NativeLoader.CheckAbi(real, Shim)).Should().NotThrow("the shim built with these sources matches");
+        Torch.NativeAbiVersion.Should().Be(NativeLoader.ExpectedAbiVersion);
+
+        var dir = Directory.CreateTempSubdirectory("mr-abi-");
+        try
+        {
+            File.WriteAllText(Path.Combine(dir.FullName, "old.c"), "int mr_abi_version(void) { return 1; }\n");
+            File.WriteAllText(Path.Combine(dir.FullName, "other.c"), "int something_else(void) { return 1; }\n");
+            Cc(dir.FullName, "-shared", "-fPIC", "-o", "libold.so", "old.c");
+            Cc(dir.FullName, "-shared", "-fPIC", "-o", "libother.so", "other.c");
+
+            var old = NativeLibrary.Load(Path.Combine(dir.FullName, "libold.so"));
+            FluentActions.Invoking(() => NativeLoader.CheckAbi(old, Shim)).Should().Throw<NativeLibraryMissingException>()
+                .Which.Message.Should().Contain("ABI version 1").And.Contain($"expects {NativeLoader.ExpectedAbiVersion}");
+            var other = NativeLibrary.Load(Path.Combine(dir.FullName, "libother.so"));
+            FluentActions.Invoking(() => NativeLoader.CheckAbi(other, Shim)).Should().Throw<NativeLibraryMissingException>()
+                .Which.Message.Should().Contain("not a MaskRcnn.Net native shim");
         }
         finally
         {

@@ -46,11 +46,35 @@ internal static partial class NativeLoader
         if (TryLoadFirst(candidates, out var handle, out var loadError)
             || NativeLibrary.TryLoad(file, assembly, searchPath, out handle))
         {
+            CheckAbi(handle, file);
             NativeAllocator.Apply();
             return handle;
         }
 
         throw Missing(file, candidates, loadError);
+    }
+
+    /// <summary>The shim ABI this assembly's P/Invoke declarations are written for (the shim's <c>mr_abi_version()</c>).</summary>
+    internal const int ExpectedAbiVersion = 2;
+
+    /// <summary>
+    /// Refuses a shim built from other sources (a stale build, or packages of different versions mixed): its exports
+    /// would be called with the wrong arguments.
+    /// </summary>
+    internal static unsafe void CheckAbi(nint library, string file)
+    {
+        if (!NativeLibrary.TryGetExport(library, "mr_abi_version", out var export))
+        {
+            throw new NativeLibraryMissingException($"{file} is not a MaskRcnn.Net native shim (it has no mr_abi_version export).");
+        }
+
+        var version = ((delegate* unmanaged<int>)export)();
+        if (version != ExpectedAbiVersion)
+        {
+            throw new NativeLibraryMissingException(
+                $"The native shim {file} has ABI version {version}, but this MaskRcnn.Net.Core expects {ExpectedAbiVersion}: " +
+                "the shim and the managed assemblies come from different versions (rebuild with dotnet build, or use one package version).");
+        }
     }
 
     /// <summary>The paths tried for the shim, most specific first, without duplicates.</summary>

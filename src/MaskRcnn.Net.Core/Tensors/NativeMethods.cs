@@ -17,9 +17,9 @@ internal static partial class NativeMethods
     [LibraryImport(Lib)] internal static unsafe partial nint mr_full(long* shape, int ndim, double d, long i, int isInt, int dtype, int dt, int di);
     [LibraryImport(Lib)] internal static partial nint mr_arange(double start, double end, double step, int dtype, int dt, int di);
     [LibraryImport(Lib)] internal static partial nint mr_linspace(double start, double end, long steps, int dtype, int dt, int di);
-    [LibraryImport(Lib)] internal static unsafe partial nint mr_rand(long* shape, int ndim, int normal, int dtype, int dt, int di);
-    [LibraryImport(Lib)] internal static unsafe partial nint mr_randint(long low, long high, long* shape, int ndim, int dtype, int dt, int di);
-    [LibraryImport(Lib)] internal static partial nint mr_randperm(long n, int dt, int di);
+    [LibraryImport(Lib)] internal static unsafe partial nint mr_rand(long* shape, int ndim, int normal, int dtype, int dt, int di, GeneratorHandle g);
+    [LibraryImport(Lib)] internal static unsafe partial nint mr_randint(long low, long high, long* shape, int ndim, int dtype, int dt, int di, GeneratorHandle g);
+    [LibraryImport(Lib)] internal static partial nint mr_randperm(long n, int dt, int di, GeneratorHandle g);
     [LibraryImport(Lib)] internal static partial nint mr_eye(long n, int dtype, int dt, int di);
 
     [LibraryImport(Lib)] internal static partial int mr_dim(TensorHandle h);
@@ -57,6 +57,10 @@ internal static partial class NativeMethods
     [LibraryImport(Lib)] internal static partial int mr_manual_seed(ulong seed);
     [LibraryImport(Lib)] internal static partial nint mr_get_rng_state(int dt, int di);
     [LibraryImport(Lib)] internal static partial int mr_set_rng_state(int dt, int di, TensorHandle state);
+    [LibraryImport(Lib)] internal static partial nint mr_generator_new(int dt, int di, ulong seed);
+    [LibraryImport(Lib)] internal static partial void mr_generator_free(nint g);
+    [LibraryImport(Lib)] internal static partial nint mr_generator_get_state(GeneratorHandle g);
+    [LibraryImport(Lib)] internal static partial int mr_generator_set_state(GeneratorHandle g, TensorHandle state);
     [LibraryImport(Lib)] internal static partial void mr_set_num_threads(int n);
     [LibraryImport(Lib)] internal static partial int mr_get_num_threads();
     [LibraryImport(Lib)] internal static partial int mr_cuda_device_count();
@@ -74,8 +78,8 @@ internal static partial class NativeMethods
     [LibraryImport(Lib)] internal static partial int mr_copy_(TensorHandle dst, TensorHandle src);
     [LibraryImport(Lib)] internal static partial int mr_fill_(TensorHandle h, double d, long i, int isInt);
     [LibraryImport(Lib)] internal static partial int mr_zero_(TensorHandle h);
-    [LibraryImport(Lib)] internal static partial int mr_uniform_(TensorHandle h, double from, double to);
-    [LibraryImport(Lib)] internal static partial int mr_normal_(TensorHandle h, double mean, double std);
+    [LibraryImport(Lib)] internal static partial int mr_uniform_(TensorHandle h, double from, double to, GeneratorHandle g);
+    [LibraryImport(Lib)] internal static partial int mr_normal_(TensorHandle h, double mean, double std, GeneratorHandle g);
     [LibraryImport(Lib)] internal static partial nint mr_clamp(TensorHandle h, double lo, int hasLo, double hi, int hasHi);
     [LibraryImport(Lib)] internal static partial int mr_clamp_(TensorHandle h, double lo, int hasLo, double hi, int hasHi);
     [LibraryImport(Lib)] internal static partial nint mr_clamp_t(TensorHandle h, TensorHandle lo, TensorHandle hi);

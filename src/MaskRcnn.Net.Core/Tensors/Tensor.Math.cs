@@ -404,17 +404,17 @@ public sealed partial class Tensor
         return this;
     }
 
-    /// <summary>Fills with uniform random values in [from, to).</summary>
+    /// <summary>Fills with uniform random values in [from, to), drawn from <see cref="RandomGenerator.Current"/> when one is in use.</summary>
     public Tensor UniformInPlace(double from = 0, double to = 1)
     {
-        Native.Check(NativeMethods.mr_uniform_(Handle, from, to));
+        Native.Check(NativeMethods.mr_uniform_(Handle, from, to, RandomGenerator.CurrentHandle(this)));
         return this;
     }
 
-    /// <summary>Fills with normal random values.</summary>
+    /// <summary>Fills with normal random values, drawn from <see cref="RandomGenerator.Current"/> when one is in use.</summary>
     public Tensor NormalInPlace(double mean = 0, double std = 1)
     {
-        Native.Check(NativeMethods.mr_normal_(Handle, mean, std));
+        Native.Check(NativeMethods.mr_normal_(Handle, mean, std, RandomGenerator.CurrentHandle(this)));
         return this;
     }
 

@@ -279,41 +279,41 @@ public sealed partial class Tensor : IDisposable
         return new Tensor(NativeMethods.mr_linspace(start, end, steps, (int)dtype, (int)dev.Type, dev.Index));
     }
 
-    /// <summary>Uniform random values in [0, 1).</summary>
+    /// <summary>Uniform random values in [0, 1). Drawn from <see cref="RandomGenerator.Current"/> when one is in use.</summary>
     public static unsafe Tensor Rand(ReadOnlySpan<long> shape, DType dtype = DType.Float32, Device? device = null)
     {
         var dev = device ?? Device.Cpu;
         fixed (long* s = shape)
         {
-            return new Tensor(NativeMethods.mr_rand(s, shape.Length, 0, (int)dtype, (int)dev.Type, dev.Index));
+            return new Tensor(NativeMethods.mr_rand(s, shape.Length, 0, (int)dtype, (int)dev.Type, dev.Index, RandomGenerator.CurrentHandle(dev)));
         }
     }
 
-    /// <summary>Standard normal random values.</summary>
+    /// <summary>Standard normal random values. Drawn from <see cref="RandomGenerator.Current"/> when one is in use.</summary>
     public static unsafe Tensor Randn(ReadOnlySpan<long> shape, DType dtype = DType.Float32, Device? device = null)
     {
         var dev = device ?? Device.Cpu;
         fixed (long* s = shape)
         {
-            return new Tensor(NativeMethods.mr_rand(s, shape.Length, 1, (int)dtype, (int)dev.Type, dev.Index));
+            return new Tensor(NativeMethods.mr_rand(s, shape.Length, 1, (int)dtype, (int)dev.Type, dev.Index, RandomGenerator.CurrentHandle(dev)));
         }
     }
 
-    /// <summary>Random integers in [low, high).</summary>
+    /// <summary>Random integers in [low, high). Drawn from <see cref="RandomGenerator.Current"/> when one is in use.</summary>
     public static unsafe Tensor RandInt(long low, long high, ReadOnlySpan<long> shape, DType dtype = DType.Int64, Device? device = null)
     {
         var dev = device ?? Device.Cpu;
         fixed (long* s = shape)
         {
-            return new Tensor(NativeMethods.mr_randint(low, high, s, shape.Length, (int)dtype, (int)dev.Type, dev.Index));
+            return new Tensor(NativeMethods.mr_randint(low, high, s, shape.Length, (int)dtype, (int)dev.Type, dev.Index, RandomGenerator.CurrentHandle(dev)));
         }
     }
 
-    /// <summary>A random permutation of 0..n-1 (int64).</summary>
+    /// <summary>A random permutation of 0..n-1 (int64). Drawn from <see cref="RandomGenerator.Current"/> when one is in use.</summary>
     public static Tensor RandPerm(long n, Device? device = null)
     {
         var dev = device ?? Device.Cpu;
-        return new Tensor(NativeMethods.mr_randperm(n, (int)dev.Type, dev.Index));
+        return new Tensor(NativeMethods.mr_randperm(n, (int)dev.Type, dev.Index, RandomGenerator.CurrentHandle(dev)));
     }
 
     /// <summary>n×n identity matrix.</summary>

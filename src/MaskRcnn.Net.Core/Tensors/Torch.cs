@@ -21,7 +21,7 @@ public static class Torch
     /// <summary>Whether gradients are recorded on this thread.</summary>
     public static bool IsGradEnabled => NativeMethods.mr_grad_enabled() != 0;
 
-    /// <summary>Seeds the CPU (and every CUDA) random generator.</summary>
+    /// <summary>Seeds the CPU (and every CUDA) default random generator; a <see cref="RandomGenerator"/> keeps its own seed.</summary>
     public static void ManualSeed(ulong seed) => Native.Check(NativeMethods.mr_manual_seed(seed));
 
     /// <summary>

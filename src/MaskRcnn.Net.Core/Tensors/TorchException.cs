@@ -21,4 +21,9 @@ public sealed class NativeLibraryMissingException : TorchException
     public NativeLibraryMissingException(string message, Exception inner) : base(message, inner)
     {
     }
+
+    /// <summary>Creates the exception for a library that loaded but cannot be used (wrong ABI version).</summary>
+    public NativeLibraryMissingException(string message) : base(message)
+    {
+    }
 }

@@ -26,7 +26,7 @@ using namespace mr;
 // ---- errors --------------------------------------------------------------------------------------------------
 MR_API const char* mr_last_error() { return g_has_error ? g_last_error.c_str() : nullptr; }
 MR_API void mr_clear_error() { clear_last_error(); }
-MR_API int mr_abi_version() { return 1; }
+MR_API int mr_abi_version() { return 2; }
 
 // ---- lifetime ------------------------------------------------------------------------------------------------
 MR_API void mr_tensor_free(mr_tensor h) { guard([&] { delete h; return 0; }, 0); }
@@ -54,17 +54,18 @@ MR_API mr_tensor mr_arange(double start, double end, double step, int dtype, int
 MR_API mr_tensor mr_linspace(double start, double end, int64_t steps, int dtype, int dt, int di) {
   return wrap([&] { return at::linspace(start, end, steps, options(dtype, dt, di)); });
 }
-MR_API mr_tensor mr_rand(const int64_t* shape, int ndim, int normal, int dtype, int dt, int di) {
+MR_API mr_tensor mr_rand(const int64_t* shape, int ndim, int normal, int dtype, int dt, int di, mr_generator g) {
   return wrap([&] {
-    return normal ? at::randn(dims(shape, ndim), options(dtype, dt, di))
-                  : at::rand(dims(shape, ndim), options(dtype, dt, di));
+    return normal ? at::randn(dims(shape, ndim), gen(g), options(dtype, dt, di))
+                  : at::rand(dims(shape, ndim), gen(g), options(dtype, dt, di));
   });
 }
-MR_API mr_tensor mr_randint(int64_t low, int64_t high, const int64_t* shape, int ndim, int dtype, int dt, int di) {
-  return wrap([&] { return at::randint(low, high, dims(shape, ndim), options(dtype, dt, di)); });
+MR_API mr_tensor mr_randint(int64_t low, int64_t high, const int64_t* shape, int ndim, int dtype, int dt, int di,
+                            mr_generator g) {
+  return wrap([&] { return at::randint(low, high, dims(shape, ndim), gen(g), options(dtype, dt, di)); });
 }
-MR_API mr_tensor mr_randperm(int64_t n, int dt, int di) {
-  return wrap([&] { return at::randperm(n, options(static_cast<int>(at::kLong), dt, di)); });
+MR_API mr_tensor mr_randperm(int64_t n, int dt, int di, mr_generator g) {
+  return wrap([&] { return at::randperm(n, gen(g), options(static_cast<int>(at::kLong), dt, di)); });
 }
 MR_API mr_tensor mr_eye(int64_t n, int dtype, int dt, int di) {
   return wrap([&] { return at::eye(n, options(dtype, dt, di)); });
@@ -220,6 +221,39 @@ MR_API int mr_set_rng_state(int dt, int di, mr_tensor state) {
     auto gen = default_generator(dt, di);
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(T(state));
+  });
+}
+// Private generators: a clone of the device's default generator (so CPU and CUDA work alike), reseeded, with its
+// own state; random ops given one draw from it instead of the process-wide default.
+MR_API mr_generator mr_generator_new(int dt, int di, uint64_t seed) {
+  return guard([&]() -> mr_generator {
+    auto base = default_generator(dt, di);
+    at::Generator copy;
+    {
+      std::lock_guard<std::mutex> lock(base.mutex());
+      copy = base.clone();
+    }
+    copy.set_current_seed(seed);
+    return new at::Generator(std::move(copy));
+  }, static_cast<mr_generator>(nullptr));
+}
+MR_API void mr_generator_free(mr_generator g) { guard([&] { delete g; return 0; }, 0); }
+static at::Generator& G(mr_generator g) {
+  if (g == nullptr) throw std::invalid_argument("generator handle is null (disposed generator?)");
+  return *g;
+}
+MR_API mr_tensor mr_generator_get_state(mr_generator g) {
+  return wrap([&] {
+    auto& gen_ref = G(g);
+    std::lock_guard<std::mutex> lock(gen_ref.mutex());
+    return gen_ref.get_state();
+  });
+}
+MR_API int mr_generator_set_state(mr_generator g, mr_tensor state) {
+  return run([&] {
+    auto& gen_ref = G(g);
+    std::lock_guard<std::mutex> lock(gen_ref.mutex());
+    gen_ref.set_state(T(state));
   });
 }
 MR_API void mr_set_num_threads(int n) { guard([&] { at::set_num_threads(n); return 0; }, 0); }

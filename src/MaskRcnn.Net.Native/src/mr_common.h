@@ -11,6 +11,8 @@
 #define MR_API extern "C" __attribute__((visibility("default")))
 
 typedef at::Tensor* mr_tensor;
+// A private random generator (a clone of a device's default one with its own seed and state).
+typedef at::Generator* mr_generator;
 
 namespace mr {
 
@@ -54,6 +56,12 @@ inline const at::Tensor& T(mr_tensor h) {
 inline c10::optional<at::Tensor> opt(mr_tensor h) {
   if (h == nullptr) return c10::nullopt;
   return *h;
+}
+
+// The generator a random op draws from: the given one, or the device's default generator for a null handle.
+inline c10::optional<at::Generator> gen(mr_generator g) {
+  if (g == nullptr) return c10::nullopt;
+  return *g;
 }
 
 inline at::Device device(int type, int index) {

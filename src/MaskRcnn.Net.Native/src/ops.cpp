@@ -159,8 +159,12 @@ MR_API int mr_fill_(mr_tensor h, double d, int64_t i, int is_int) {
   return run([&] { h->fill_(scalar(d, i, is_int)); });
 }
 MR_API int mr_zero_(mr_tensor h) { return run([&] { h->zero_(); }); }
-MR_API int mr_uniform_(mr_tensor h, double from, double to) { return run([&] { h->uniform_(from, to); }); }
-MR_API int mr_normal_(mr_tensor h, double mean, double std) { return run([&] { h->normal_(mean, std); }); }
+MR_API int mr_uniform_(mr_tensor h, double from, double to, mr_generator g) {
+  return run([&] { h->uniform_(from, to, gen(g)); });
+}
+MR_API int mr_normal_(mr_tensor h, double mean, double std, mr_generator g) {
+  return run([&] { h->normal_(mean, std, gen(g)); });
+}
 // Bounds of a clamp: whole-number bounds of an integer tensor stay integers, so the result keeps its dtype.
 static c10::optional<at::Scalar> bound(const at::Tensor& t, double v, int has) {
   if (!has) return c10::nullopt;

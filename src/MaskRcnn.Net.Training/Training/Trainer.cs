@@ -75,7 +75,10 @@ public sealed class Trainer
         var k = Options.GradientAccumulation;
         var stepsPerEpoch = (batches + k - 1) / k;
         var cap = (long)Options.Epochs * stepsPerEpoch;
-        var run = new RunState { TotalSteps = cap, BatchesPerEpoch = batches, Accumulation = k };
+        using var ownGenerator = Options.Seed is { } seed ? new RandomGenerator(seed) : null;
+        var generator = ownGenerator ?? RandomGenerator.Current;
+        using var generatorScope = RandomGenerator.Use(generator);
+        var run = new RunState { TotalSteps = cap, BatchesPerEpoch = batches, Accumulation = k, Generator = generator };
         if (Options.ResumeFrom is { } resume)
         {
             Resume(resume, module, optimizer, batches, run);
@@ -254,7 +257,7 @@ public sealed class Trainer
                 $"this run has {batches} and {Options.GradientAccumulation}: resume with the same data, batch size and accumulation");
         }
 
-        TrainingCheckpoint.Restore(path, module, optimizer);
+        TrainingCheckpoint.Restore(path, module, optimizer, run.Generator);
         run.Epoch = state.Epoch;
         run.NextBatch = state.NextBatch;
         run.Step = state.Step;
@@ -346,7 +349,7 @@ public sealed class Trainer
         }
 
         var state = run.ToState(session);
-        TrainingCheckpoint.Save(path, module, optimizer, state, Options.CheckpointMetadata);
+        TrainingCheckpoint.Save(path, module, optimizer, state, Options.CheckpointMetadata, run.Generator);
         logger.LogDebug("checkpoint {Path}: {State}", path, TrainingCheckpoint.Describe(state));
     }
 
@@ -394,6 +397,9 @@ public sealed class Trainer
         public required int BatchesPerEpoch { get; init; }
 
         public required int Accumulation { get; init; }
+
+        /// <summary>The random stream of the run (null: libtorch's default generator).</summary>
+        public RandomGenerator? Generator { get; init; }
 
         public TrainingState ToState(Stopwatch session) =>
             new(Epoch, NextBatch, Step, TotalSteps, Elapsed(session).TotalSeconds, BatchesPerEpoch, Accumulation);

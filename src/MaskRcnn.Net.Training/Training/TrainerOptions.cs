@@ -68,6 +68,14 @@ public sealed record TrainerOptions(
     public IReadOnlyDictionary<string, string>? CheckpointMetadata { get; init; }
 
     /// <summary>
+    /// Seed of a private random stream (a <see cref="Core.RandomGenerator"/>) for the run's random decisions — RoI and
+    /// anchor sampling, the multi-scale size choice — so the run is reproducible whatever else in the process draws
+    /// random numbers. Null: the run draws from <see cref="Core.RandomGenerator.Current"/>, or libtorch's default
+    /// generator. Either way the stream's state is saved in checkpoints and restored on resume.
+    /// </summary>
+    public ulong? Seed { get; init; }
+
+    /// <summary>
     /// Resume from this checkpoint (written by a previous run with the same model, data and options): weights,
     /// optimizer state, random-generator state, epoch and batch position are restored, so the run continues as if it
     /// had not been interrupted.

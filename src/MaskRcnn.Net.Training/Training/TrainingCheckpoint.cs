@@ -19,7 +19,7 @@ public sealed record TrainingState(int Epoch, int NextBatch, long Step, long Tot
 
 /// <summary>
 /// A resumable training checkpoint: one safetensors file with the module's state dict under <c>model.</c>, the
-/// optimizer's state under <c>optimizer.</c>, the CPU random generator's state as <c>rng.cpu</c>, and the
+/// optimizer's state under <c>optimizer.</c>, the run's CPU random stream as <c>rng.cpu</c>, and the
 /// <see cref="TrainingState"/> as JSON in the metadata key <see cref="StateKey"/>. Written atomically (a temporary
 /// file renamed over the old one), so an interrupted write never destroys the previous checkpoint.
 /// </summary>
@@ -32,8 +32,12 @@ public static class TrainingCheckpoint
     private const string OptimizerPrefix = "optimizer.";
     private const string RngKey = "rng.cpu";
 
-    /// <summary>Writes a checkpoint.</summary>
-    public static void Save(string path, Module module, Optimizer optimizer, TrainingState state, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// Writes a checkpoint. The random state saved is <paramref name="generator"/>'s CPU stream, or libtorch's default
+    /// CPU generator's when it is null.
+    /// </summary>
+    public static void Save(string path, Module module, Optimizer optimizer, TrainingState state, IReadOnlyDictionary<string, string>? metadata = null,
+        RandomGenerator? generator = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(module);
@@ -51,7 +55,7 @@ public static class TrainingCheckpoint
             tensors[OptimizerPrefix + k] = v;
         }
 
-        tensors[RngKey] = Torch.GetRngState();
+        tensors[RngKey] = generator?.GetState() ?? Torch.GetRngState();
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             [StateKey] = JsonSerializer.Serialize(state),
@@ -91,11 +95,12 @@ public static class TrainingCheckpoint
     public static IReadOnlyDictionary<string, string> ReadMetadata(string path) => SafeTensors.ReadMetadata(path);
 
     /// <summary>
-    /// Restores the module's weights, the optimizer's state and the CPU random generator from a checkpoint and returns
-    /// its <see cref="TrainingState"/>. The module must have the same architecture (strict: a missing, unexpected or
+    /// Restores the module's weights, the optimizer's state and the random state (into <paramref name="generator"/>,
+    /// or libtorch's default CPU generator when it is null) from a checkpoint and returns its
+    /// <see cref="TrainingState"/>. The module must have the same architecture (strict: a missing, unexpected or
     /// wrong-shaped key throws <see cref="CheckpointMismatchException"/>).
     /// </summary>
-    public static TrainingState Restore(string path, Module module, Optimizer? optimizer)
+    public static TrainingState Restore(string path, Module module, Optimizer? optimizer, RandomGenerator? generator = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         var state = ReadState(path);
@@ -114,7 +119,14 @@ public static class TrainingCheckpoint
 
             if (tensors.TryGetValue(RngKey, out var rng))
             {
-                Torch.SetRngState(rng);
+                if (generator is null)
+                {
+                    Torch.SetRngState(rng);
+                }
+                else
+                {
+                    generator.SetState(rng);
+                }
             }
         }
         finally
