@@ -1,22 +1,19 @@
-using System.Runtime.InteropServices;
-
 namespace MaskRcnn.Net.Core;
 
 /// <summary>Owns one native <c>at::Tensor*</c>; releasing it drops libtorch's reference to the storage.</summary>
-internal sealed class TensorHandle : SafeHandle
+internal sealed class TensorHandle : NativeHandle
 {
     /// <summary>A handle that stands for "no tensor" (an optional argument left out).</summary>
     internal static readonly TensorHandle Null = new();
 
     /// <summary>Creates an empty, non-owning handle (used by the marshaller and for <see cref="Null"/>).</summary>
-    public TensorHandle() : base(0, ownsHandle: false)
+    public TensorHandle()
     {
     }
 
-    internal TensorHandle(nint handle) : base(0, ownsHandle: true) => SetHandle(handle);
-
-    /// <inheritdoc />
-    public override bool IsInvalid => handle == 0;
+    internal TensorHandle(nint handle) : base(handle)
+    {
+    }
 
     /// <inheritdoc />
     protected override bool ReleaseHandle()
