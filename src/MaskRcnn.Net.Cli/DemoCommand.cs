@@ -29,9 +29,14 @@ internal static class DemoCommand
         var epochs = new Option<int?>("--epochs") { Description = $"epochs to train (default {DefaultEpochs}; deterministic)" };
         var imageSize = new Option<int>("--image-size") { DefaultValueFactory = _ => 256 };
         var threads = new Option<int?>("--threads");
+        var seed = new Option<int>("--seed")
+        {
+            Description = "seed of the initial weights, RoI sampling, data order and augmentation (default 0)",
+            DefaultValueFactory = _ => 0,
+        };
         var command = new Command("demo", "Train on the shipped brain-tumour MRI data, evaluate, and draw the predicted masks")
         {
-            output, data, minutes, epochs, imageSize, threads,
+            output, data, minutes, epochs, imageSize, threads, seed,
         };
         command.SetAction((parse, ct) =>
         {
@@ -54,7 +59,7 @@ internal static class DemoCommand
             fixedEpochs ??= budget is null ? DefaultEpochs : null;
             var settings = new TrainSettings(train, null, outDir, fixedEpochs ?? 1000, BatchSize: 4,
                 LearningRate: 0.02, ImageSize: size, MaxSize: size, Depth: 18, Norm: NormKind.GroupNorm, TrainableLayers: 5,
-                InitWeights: null, Seed: 0)
+                InitWeights: null, Seed: parse.GetValue(seed))
             {
                 // Sized for 200-500 px MRI slices with 12-130 px tumours on 2 CPU cores: small backbone and heads,
                 // anchors one octave smaller than torchvision's, one object per image so 64 sampled RoIs suffice.
@@ -75,7 +80,7 @@ internal static class DemoCommand
             var result = EvalCommand.Run(model, val, overlays, ct);
             var report = $"""
                 MaskRcnn.Net demo: Mask R-CNN (ResNet-18 + 128-channel FPN, GroupNorm, small heads, trained from scratch) on brain-MRI tumours
-                train: {train.Count} images, validation: {val.Count} images (held-out patients), at {size} px, {(budget is { } b ? $"budget {b:0.#} min" : $"{fixedEpochs} epochs")}
+                train: {train.Count} images, validation: {val.Count} images (held-out patients), at {size} px, {(budget is { } b ? $"budget {b:0.#} min" : $"{fixedEpochs} epochs")}, seed {settings.Seed}
                 training time: {trainMinutes:F1} min on {Core.Torch.NumThreads} threads
                 validation box AP {result.Boxes.AP:F3}, AP50 {result.Boxes.AP50:F3}; mask AP {result.Masks?.AP ?? -1:F3}, AP50 {result.Masks?.AP50 ?? -1:F3}
                 tumour pixels (union of masks scoring >= 0.5 per image): mean Dice {result.Binary?.MeanDice ?? -1:F3}, mean IoU {result.Binary?.MeanIou ?? -1:F3}

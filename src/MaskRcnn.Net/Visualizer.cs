@@ -52,7 +52,9 @@ public static class Visualizer
         using var hwc = rgb.Permute(1, 2, 0).Contiguous();
         var px = hwc.ToArray<byte>();
         var canvas = new Canvas(px, w, h);
-        var visible = detections.Detections.Select((d, i) => (d, i)).Where(x => x.d.Score >= o.MinScore).ToList();
+        // Lowest score first, so the best detection's mask, box and label end up on top; colours follow the rank.
+        var visible = detections.Detections.Select((d, i) => (d, i)).Where(x => x.d.Score >= o.MinScore)
+            .OrderBy(x => x.d.Score).ThenByDescending(x => x.i).ToList();
         foreach (var (d, i) in visible)
         {
             if (d.Mask is { } m)
@@ -77,14 +79,17 @@ public static class Visualizer
             canvas.Rect((int)MathF.Round(d.Box.X1), (int)MathF.Round(d.Box.Y1), (int)MathF.Round(d.Box.X2), (int)MathF.Round(d.Box.Y2), c, o.BoxThickness);
             var text = o.ShowScores ? $"{d.ClassName} {d.Score:0.00}" : d.ClassName;
             var scale = Math.Max(1, o.FontScale);
-            var tx = Math.Clamp((int)d.Box.X1, 0, Math.Max(0, w - 1));
-            var ty = (int)d.Box.Y1 - (BitmapFont.Height + 2) * scale;
+            var labelWidth = (BitmapFont.Advance * text.Length + 1) * scale;
+            var labelHeight = (BitmapFont.Height + 2) * scale;
+            // Above the box, moved left and down as far as needed to stay inside the image.
+            var tx = Math.Clamp((int)d.Box.X1, 0, Math.Max(0, w - labelWidth));
+            var ty = (int)d.Box.Y1 - labelHeight;
             if (ty < 0)
             {
-                ty = Math.Min(h - 1, (int)d.Box.Y1 + 1);
+                ty = Math.Min(Math.Max(0, h - labelHeight), (int)d.Box.Y1 + 1);
             }
 
-            canvas.FillRect(tx, ty, tx + (BitmapFont.Advance * text.Length + 1) * scale, ty + (BitmapFont.Height + 2) * scale, c);
+            canvas.FillRect(tx, ty, tx + labelWidth, ty + labelHeight, c);
             canvas.Text(tx + scale, ty + scale, text, (255, 255, 255), scale);
         }
 

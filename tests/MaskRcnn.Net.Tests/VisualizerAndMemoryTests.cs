@@ -60,6 +60,35 @@ public class VisualizerAndMemoryTests
     }
 
     [Fact]
+    public void Labels_stay_inside_the_image_and_the_best_detection_is_drawn_on_top()
+    {
+        using var image = Tensor.Full([1, 60, 80], 100L, DType.UInt8);
+        var options = new VisualizerOptions(MaskOpacity: 0.5, BoxThickness: 1, FontScale: 1);
+        var grey = ((byte)100, (byte)100, (byte)100);
+        static (byte, byte, byte) At(byte[] px, int y, int x) => (px[(0 * 60 + y) * 80 + x], px[(1 * 60 + y) * 80 + x], px[(2 * 60 + y) * 80 + x]);
+
+        // A box at the right edge: "tumor 0.90" is 10 glyphs, 6·10 + 1 = 61 px wide, so its label starts at x = 80 - 61
+        // = 19 instead of the box's x1 = 60; it sits 7 + 2 = 9 rows above the box (rows 11-19).
+        var edge = new ImageDetections(80, 60, [new Detection(new BoundingBox(60, 20, 79, 40), 1, "tumor", 0.9f, null)]);
+        using var drawn = Visualizer.Draw(image, edge, options);
+        var px = drawn.ToArray<byte>();
+        var c0 = Visualizer.ColorOf(0);
+        At(px, 11, 19).Should().Be(c0, "the label's top-left padding pixel");
+        At(px, 11, 79).Should().Be(c0, "the label ends at the right border");
+        At(px, 11, 18).Should().Be(grey, "nothing left of the label");
+        At(px, 10, 40).Should().Be(grey, "nothing above the label");
+
+        // Two detections on the same box: the higher score (rank 0) is drawn last, its box and label on top.
+        var box = new BoundingBox(20, 30, 50, 50);
+        var pair = new ImageDetections(80, 60, [new Detection(box, 1, "tumor", 0.9f, null), new Detection(box, 1, "tumor", 0.6f, null)]);
+        using var both = Visualizer.Draw(image, pair, options);
+        var bp = both.ToArray<byte>();
+        At(bp, 21, 19).Should().Be(c0, "the best detection's label covers the other one");
+        At(bp, 45, 20).Should().Be(c0, "the best detection's box edge covers the other one");
+        Visualizer.ColorOf(1).Should().NotBe(c0);
+    }
+
+    [Fact]
     public void Comparison_puts_the_truth_left_and_the_prediction_right_under_captions()
     {
         using var image = Tensor.Full([1, 60, 80], 100L, DType.UInt8);
