@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-dotnet run --project src/MaskRcnn.Net.Cli -c Release -- demo --out artifacts/demo "$@"
+dotnet run --project src/MaskRcnn.Net.Cli -c Release -- demo "$@"   # --out defaults to artifacts/demo
