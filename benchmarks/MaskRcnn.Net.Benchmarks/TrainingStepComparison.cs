@@ -40,6 +40,7 @@ public static class TrainingStepComparison
         var targets = Enumerable.Range(0, count).Select(i => new DetectionTarget(inputs[$"boxes{i}"], inputs[$"labels{i}"], inputs[$"masks{i}"])).ToArray();
         using var optimizer = new Sgd(model.TrainableParameters(), new SgdOptions(0.01, Momentum: 0.9, WeightDecay: 1e-4));
         model.Train();
+        using var allocator = NativeAllocator.ForTraining(); // the allocator setting Trainer.Train uses
         var times = new List<double>();
         for (var r = 0; r <= runs; r++)
         {

@@ -75,6 +75,7 @@ public sealed class Trainer
         var k = Options.GradientAccumulation;
         var stepsPerEpoch = (batches + k - 1) / k;
         var cap = (long)Options.Epochs * stepsPerEpoch;
+        using var allocator = NativeAllocator.ForTraining(); // large activations reuse heap memory between steps
         using var ownGenerator = Options.Seed is { } seed ? new RandomGenerator(seed) : null;
         var generator = ownGenerator ?? RandomGenerator.Current;
         using var generatorScope = RandomGenerator.Use(generator);

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace MaskRcnn.Net.Core.Tests.Tensors;
 
 /// <summary>The glibc allocator settings applied when the shim loads (RSS is process-wide: runs alone).</summary>
@@ -63,5 +65,47 @@ public class NativeAllocatorTests
                 t.Dispose();
             }
         }
+    }
+
+    /// <summary>glibc's <c>struct mallinfo2</c> (all size_t).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MallInfo2
+    {
+        public nuint Arena, Ordblks, Smblks, Hblks, Hblkhd, Usmblks, Fsmblks, Uordblks, Fordblks, Keepcost;
+    }
+
+    /// <summary>Bytes glibc currently holds in mmapped chunks (<c>mallinfo2().hblkhd</c>).</summary>
+    private static unsafe long MappedBytes()
+    {
+        var libc = NativeLibrary.Load("libc.so.6");
+        var mallinfo2 = (delegate* unmanaged<MallInfo2>)NativeLibrary.GetExport(libc, "mallinfo2");
+        return (long)mallinfo2().Hblkhd;
+    }
+
+    [Fact]
+    public void Training_scopes_serve_large_tensors_from_the_heap_and_then_restore_the_inference_setting()
+    {
+        NativeAllocator.Apply().Should().BeTrue("this check needs the tuning (run without MASKRCNN_MALLOC_TUNING=0 / MALLOC_* variables)");
+        const long Bytes = 4L << 20; // above the 128 KiB inference threshold, below the 32 MiB training one
+
+        long Growth()
+        {
+            var before = MappedBytes();
+            using var t = Tensor.Ones([Bytes / 4]);
+            return MappedBytes() - before;
+        }
+
+        Growth().Should().BeGreaterThanOrEqualTo(Bytes, "outside training a 4 MiB tensor is its own mapping");
+        using (NativeAllocator.ForTraining())
+        {
+            using (NativeAllocator.ForTraining())
+            {
+                Growth().Should().Be(0, "inside training it comes from the heap");
+            }
+
+            Growth().Should().Be(0, "the outer scope is still open");
+        }
+
+        Growth().Should().BeGreaterThanOrEqualTo(Bytes, "closing the last scope restores the 128 KiB threshold");
     }
 }
