@@ -13,7 +13,7 @@ namespace MaskRcnn.Net.Cli;
 internal static class DemoCommand
 {
     /// <summary>
-    /// The default length of training: 4 epochs (204 steps), about 5 minutes on 2 idle CPU cores. Epochs rather than a
+    /// The default length of training: 4 epochs (204 steps), about 3 minutes on 2 idle CPU cores. Epochs rather than a
     /// time budget by default, so every run gives the same model.
     /// </summary>
     public const int DefaultEpochs = 4;
