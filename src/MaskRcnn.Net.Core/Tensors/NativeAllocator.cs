@@ -81,7 +81,7 @@ public static class NativeAllocator
             }
 
             malloptExport = export;
-            IsTuned = Mallopt(MArenaMax, ArenaMax) & Mallopt(MMmapThreshold, trainingScopes > 0 ? TrainingMmapThreshold : MmapThreshold);
+            IsTuned = Mallopt(MArenaMax, ArenaMax) & Mallopt(MMmapThreshold, MmapThreshold);
             return IsTuned;
         }
     }

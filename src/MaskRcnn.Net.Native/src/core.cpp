@@ -209,19 +209,18 @@ MR_API int mr_manual_seed(uint64_t seed) {
 static at::Generator default_generator(int dt, int di) {
   return dt == 0 ? at::detail::getDefaultCPUGenerator() : at::globalContext().defaultGenerator(device(dt, di));
 }
-MR_API mr_tensor mr_get_rng_state(int dt, int di) {
-  return wrap([&] {
-    auto gen = default_generator(dt, di);
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    return gen.get_state();
-  });
+// Reading or replacing a generator's state needs its lock (random kernels take it while they draw).
+static at::Tensor locked_state(at::Generator gen) {  // a handle: copies share the generator
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
 }
+static void locked_set_state(at::Generator gen, const at::Tensor& state) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+MR_API mr_tensor mr_get_rng_state(int dt, int di) { return wrap([&] { return locked_state(default_generator(dt, di)); }); }
 MR_API int mr_set_rng_state(int dt, int di, mr_tensor state) {
-  return run([&] {
-    auto gen = default_generator(dt, di);
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(T(state));
-  });
+  return run([&] { locked_set_state(default_generator(dt, di), T(state)); });
 }
 // Private generators: a clone of the device's default generator (so CPU and CUDA work alike), reseeded, with its
 // own state; random ops given one draw from it instead of the process-wide default.
@@ -242,20 +241,8 @@ static at::Generator& G(mr_generator g) {
   if (g == nullptr) throw std::invalid_argument("generator handle is null (disposed generator?)");
   return *g;
 }
-MR_API mr_tensor mr_generator_get_state(mr_generator g) {
-  return wrap([&] {
-    auto& gen_ref = G(g);
-    std::lock_guard<std::mutex> lock(gen_ref.mutex());
-    return gen_ref.get_state();
-  });
-}
-MR_API int mr_generator_set_state(mr_generator g, mr_tensor state) {
-  return run([&] {
-    auto& gen_ref = G(g);
-    std::lock_guard<std::mutex> lock(gen_ref.mutex());
-    gen_ref.set_state(T(state));
-  });
-}
+MR_API mr_tensor mr_generator_get_state(mr_generator g) { return wrap([&] { return locked_state(G(g)); }); }
+MR_API int mr_generator_set_state(mr_generator g, mr_tensor state) { return run([&] { locked_set_state(G(g), T(state)); }); }
 MR_API void mr_set_num_threads(int n) { guard([&] { at::set_num_threads(n); return 0; }, 0); }
 MR_API int mr_get_num_threads() { return guard([&] { return at::get_num_threads(); }, -1); }
 MR_API int mr_cuda_device_count() {
