@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.IO.Compression;
 using System.Text;
 using MaskRcnn.Net.Core.Checkpoints;
@@ -26,9 +25,8 @@ public class HostileInputTests
         // 4·10^8 pixels: below the native decoder's 2^31 backstop, so only ImageCodec.MaxPixels stops it from
         // allocating a 1.2 GB tensor for a 100-byte file.
         var png = TestImages.PngWithHeader(20_000, 20_000, bitDepth: 8, colorType: 2, idat: TestImages.Zlib(new byte[64]));
-        var clock = Stopwatch.StartNew();
-        var e = FluentActions.Invoking(() => ImageCodec.Decode(png, ImageReadMode.Rgb)).Should().Throw<ImageDecodeException>().Which;
-        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(2));
+        var (e, cpu) = ThreadCpuTime.Of(() => FluentActions.Invoking(() => ImageCodec.Decode(png, ImageReadMode.Rgb)).Should().Throw<ImageDecodeException>().Which);
+        cpu.Should().BeLessThan(TimeSpan.FromSeconds(2), "refused from the header (CPU time of this thread)");
         e.Failure.Should().Be(ImageDecodeFailure.TooLarge);
         e.Message.Should().Contain("<bytes>").And.Contain("20000x20000").And.Contain("MaxPixels");
         FluentActions.Invoking(() => ImageCodec.ReadInfo(png)).Should().Throw<ImageDecodeException>()
@@ -46,9 +44,8 @@ public class HostileInputTests
         File.WriteAllBytes(file, jpeg);
         try
         {
-            var clock = Stopwatch.StartNew();
-            var e = FluentActions.Invoking(() => ImageCodec.Decode(file)).Should().Throw<ImageDecodeException>().Which;
-            clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5));
+            var (e, cpu) = ThreadCpuTime.Of(() => FluentActions.Invoking(() => ImageCodec.Decode(file)).Should().Throw<ImageDecodeException>().Which);
+            cpu.Should().BeLessThan(TimeSpan.FromSeconds(5), "fails fast (CPU time of this thread)");
             e.Origin.Should().Be(file);
             if ((long)height * width > ImageCodec.DefaultMaxPixels)
             {
@@ -263,9 +260,9 @@ public class HostileInputTests
         }
 
         var bomb = TorchSaveWriter.Zip(p.Get(0).Stop().ToArray(), []);
-        var clock = Stopwatch.StartNew();
-        var e = LoadFails<CheckpointFormatException>(bomb, "laughs.pt");
-        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5));
+        var (e, cpu) = ThreadCpuTime.Of(() => LoadFails<CheckpointFormatException>(bomb, "laughs.pt"));
+        // Measured 0.64-0.79 s of CPU idle and with three busy processes on the 2 cores; expanding 2^60 leaves never ends.
+        cpu.Should().BeLessThan(TimeSpan.FromSeconds(10), "2^60 leaves are never expanded (CPU time of this thread)");
         e.Message.Should().Contain("MaxValues");
 
         // The same structure 10 levels deep (1024 leaves) is fine, and so it is with a budget of exactly its size.
@@ -413,9 +410,9 @@ public class HostileInputTests
         // 400 edges, each crossing ~10^6 columns of a 1,000,000 x 2 image: 4·10^8 crossings (1.6 GB and a long sort)
         // before the guard; now refused once the count passes Rle.MaxCrossings.
         var xy = Enumerable.Range(0, 400).SelectMany(i => new[] { i % 2 == 0 ? 0.0 : 999_999.0, i * 0.005 }).ToArray();
-        var clock = Stopwatch.StartNew();
-        var e = FluentActions.Invoking(() => Rle.FromPolygon(xy, 2, 1_000_000)).Should().Throw<ArgumentException>().Which;
-        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5));
+        var (e, cpu) = ThreadCpuTime.Of(() => FluentActions.Invoking(() => Rle.FromPolygon(xy, 2, 1_000_000)).Should().Throw<ArgumentException>().Which);
+        // Measured 0.67-0.77 s of CPU idle and with three busy processes on the 2 cores (counting up to the limit).
+        cpu.Should().BeLessThan(TimeSpan.FromSeconds(10), "refused before sorting 4·10^8 crossings (CPU time of this thread)");
         e.Message.Should().Contain("too complex").And.Contain($"{Rle.MaxCrossings}");
 
         // A plain rectangle over the same image is cheap and exact.

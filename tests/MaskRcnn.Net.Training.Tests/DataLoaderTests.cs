@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MaskRcnn.Net.Core.Imaging;
 
 namespace MaskRcnn.Net.Training.Tests;
@@ -213,7 +212,7 @@ public class DataLoaderTests
             }
         });
 
-        (await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(30)))).Should().BeSameAs(run, "the consumer must not hang");
+        (await Task.WhenAny(run, Task.Delay(TimeSpan.FromMinutes(2)))).Should().BeSameAs(run, "the consumer must not hang (a hang guard: three images load in well under a second)");
         run.IsFaulted.Should().BeTrue();
         var e = run.Exception!.InnerException.Should().BeOfType<ImageDecodeException>().Which;
         e.Origin.Should().Be(corrupt);
@@ -221,14 +220,18 @@ public class DataLoaderTests
         delivered.Should().Equal(0, 1);
     }
 
+    // "Promptly" is counted in loads, not seconds: the producer checks the token before every image, so after the
+    // consumer cancels it starts at most one more load (one that passed its check just before the cancel), and the
+    // enumeration only ends (throwing) once the producer has finished. Nothing here reads a clock.
+
     [Fact]
     public async Task CancellingMidEpochStopsPromptly()
     {
-        var dataset = new FakeDataset(1000, delay: TimeSpan.FromMilliseconds(50));
+        var dataset = new FakeDataset(1000, delay: TimeSpan.FromMilliseconds(5));
         var loader = new DataLoader(dataset, new DataLoaderOptions(BatchSize: 2, Prefetch: 3));
         using var cts = new CancellationTokenSource();
         var received = 0;
-        var watch = Stopwatch.StartNew();
+        var loadsAtCancel = -1;
         var act = async () =>
         {
             await foreach (var batch in loader.GetBatchesAsync(0, cts.Token))
@@ -236,18 +239,20 @@ public class DataLoaderTests
                 batch.Dispose();
                 if (++received == 2)
                 {
+                    loadsAtCancel = dataset.Loads;
                     cts.Cancel();
                 }
             }
         };
 
         await act.Should().ThrowAsync<OperationCanceledException>();
-        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5));
         received.Should().Be(2);
         var loadsAtStop = dataset.Loads;
-        await Task.Delay(300);
+        dataset.InFlight.Should().Be(0, "the producer has finished when the enumeration ends");
+        (loadsAtStop - loadsAtCancel).Should().BeLessThanOrEqualTo(1, "the producer stops at its next check of the token");
+        loadsAtStop.Should().BeLessThanOrEqualTo((2 + 3 + 1) * 2, "2 consumed + 3 prefetched + 1 in progress, 2 images each");
+        await Task.Delay(200); // one-sided: a slow machine can hide a stray producer here, never fail a correct one
         dataset.Loads.Should().Be(loadsAtStop, "the background task has stopped");
-        loadsAtStop.Should().BeLessThan(20);
     }
 
     [Fact]
@@ -256,18 +261,26 @@ public class DataLoaderTests
         var dataset = new FakeDataset(100, delay: TimeSpan.FromMilliseconds(5));
         var recorder = new Recorder();
         var loader = new DataLoader(dataset, new DataLoaderOptions(BatchSize: 1, Prefetch: 4, Augmentation: recorder));
-        var watch = Stopwatch.StartNew();
+        using var fourLoaded = new CountdownEvent(4);
+        dataset.OnLoad = _ =>
+        {
+            if (!fourLoaded.IsSet)
+            {
+                fourLoaded.Signal();
+            }
+        };
         foreach (var batch in loader.GetBatches(0))
         {
             batch.Dispose();
-            Thread.Sleep(100);
+            fourLoaded.Wait(TimeSpan.FromMinutes(2)).Should().BeTrue("the producer loads ahead (hang guard only)");
             break;
         }
 
-        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5));
         var loads = dataset.Loads;
-        Thread.Sleep(200);
-        dataset.Loads.Should().Be(loads);
+        dataset.InFlight.Should().Be(0, "abandoning the enumeration waits for the producer to finish");
+        loads.Should().BeLessThanOrEqualTo(1 + 4 + 1, "1 consumed + 4 prefetched + 1 in progress");
+        Thread.Sleep(200); // one-sided, as above
+        dataset.Loads.Should().Be(loads, "the background task has stopped");
         recorder.Images.Count.Should().BeGreaterThan(1, "batches were loaded ahead");
         recorder.Images.Should().AllSatisfy(i => i.IsDisposed.Should().BeTrue(),
             "prefetched batches are disposed when the enumeration is abandoned");
@@ -276,20 +289,23 @@ public class DataLoaderTests
     [Fact]
     public void SyncCancellation()
     {
-        var dataset = new FakeDataset(1000, delay: TimeSpan.FromMilliseconds(20));
+        var dataset = new FakeDataset(1000, delay: TimeSpan.FromMilliseconds(5));
         var loader = new DataLoader(dataset, new DataLoaderOptions(BatchSize: 2, Prefetch: 2));
         using var cts = new CancellationTokenSource();
-        var watch = Stopwatch.StartNew();
+        var loadsAtCancel = -1;
         var act = () =>
         {
             foreach (var batch in loader.GetBatches(0, cts.Token))
             {
                 batch.Dispose();
+                loadsAtCancel = dataset.Loads;
                 cts.Cancel();
             }
         };
         act.Should().Throw<OperationCanceledException>();
-        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5));
+        dataset.InFlight.Should().Be(0);
+        (dataset.Loads - loadsAtCancel).Should().BeLessThanOrEqualTo(1, "the producer stops at its next check of the token");
+        dataset.Loads.Should().BeLessThanOrEqualTo((1 + 2 + 1) * 2);
     }
 
     /// <summary>Synthetic images of 16x16 with square annotations; counts image loads and live images.</summary>
@@ -298,8 +314,15 @@ public class DataLoaderTests
     {
         public const int Size = 16;
         private int loads;
+        private int inFlight;
 
         public int Loads => Volatile.Read(ref loads);
+
+        /// <summary>Calls of <see cref="LoadImage"/> that have started and not returned.</summary>
+        public int InFlight => Volatile.Read(ref inFlight);
+
+        /// <summary>Called at the end of every <see cref="LoadImage"/> with the index loaded.</summary>
+        public Action<int>? OnLoad { get; set; }
 
         public int Count => count;
 
@@ -326,13 +349,22 @@ public class DataLoaderTests
 
         public Tensor LoadImage(int index)
         {
+            Interlocked.Increment(ref inFlight);
             Interlocked.Increment(ref loads);
-            if (delay > TimeSpan.Zero)
+            try
             {
-                Thread.Sleep(delay);
-            }
+                if (delay > TimeSpan.Zero)
+                {
+                    Thread.Sleep(delay);
+                }
 
-            return Tensor.Full([3, Size, Size], (long)(index % 256), DType.UInt8);
+                return Tensor.Full([3, Size, Size], (long)(index % 256), DType.UInt8);
+            }
+            finally
+            {
+                OnLoad?.Invoke(index);
+                Interlocked.Decrement(ref inFlight);
+            }
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.NN;
 using MaskRcnn.Net.Core.Optim;
@@ -39,15 +38,24 @@ public sealed class Trainer
 
     private readonly ITrainableDetector model;
     private readonly ILogger logger;
+    private readonly TimeProvider time;
 
     /// <summary>Creates the trainer.</summary>
+    /// <param name="model">The detector to train.</param>
+    /// <param name="options">Options, or null for the defaults.</param>
+    /// <param name="logger">Receives progress lines, or null.</param>
+    /// <param name="timeProvider">
+    /// The clock behind <see cref="TrainerOptions.TimeBudget"/>, iteration times and ETAs (null: the system clock);
+    /// tests pass a fake clock to check the budget's bookkeeping without waiting.
+    /// </param>
     /// <exception cref="ArgumentException">An option is invalid.</exception>
-    public Trainer(ITrainableDetector model, TrainerOptions? options = null, ILogger? logger = null)
+    public Trainer(ITrainableDetector model, TrainerOptions? options = null, ILogger? logger = null, TimeProvider? timeProvider = null)
     {
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         Options = options ?? new TrainerOptions();
         Options.Validate();
         this.logger = logger ?? NullLogger.Instance;
+        time = timeProvider ?? TimeProvider.System;
     }
 
     /// <summary>The options.</summary>
@@ -88,7 +96,7 @@ public sealed class Trainer
         logger.LogInformation("training {Params} parameters: {Batches} batches per epoch, {Accumulation} per step, up to {Epochs} epochs{Budget}",
             parameterCount, batches, k, Options.Epochs, Options.TimeBudget is { } budgetSpan ? $", time budget {budgetSpan.TotalMinutes:F1} min" : "");
         var summaries = new List<EpochSummary>();
-        var session = Stopwatch.StartNew();
+        var session = new Clock(time);
         var reason = TrainingStopReason.Completed;
         var sessionSteps = 0L;
         var calibrationStart = TimeSpan.Zero;
@@ -98,12 +106,12 @@ public sealed class Trainer
             {
                 var epoch = run.Epoch;
                 module.Train();
-                var epochClock = Stopwatch.StartNew();
+                var epochClock = new Clock(time);
                 var sums = new Dictionary<string, double>();
                 var totalSum = 0.0;
                 var seen = 0;
                 var b = run.NextBatch;
-                var iterationClock = Stopwatch.StartNew();
+                var iterationClock = new Clock(time);
                 foreach (var batch in source.GetBatches(epoch, b, cancellationToken))
                 {
                     using (batch)
@@ -267,7 +275,7 @@ public sealed class Trainer
         logger.LogInformation("resumed from {Path}: {State}", path, TrainingCheckpoint.Describe(state));
     }
 
-    private void Plan(RunState run, TimeSpan budget, Stopwatch session, TimeSpan stepTime, long cap)
+    private void Plan(RunState run, TimeSpan budget, Clock session, TimeSpan stepTime, long cap)
     {
         if (stepTime <= TimeSpan.Zero)
         {
@@ -342,7 +350,7 @@ public sealed class Trainer
         return new TrainingDivergedException(message, keep);
     }
 
-    private void WriteCheckpoint(Module module, Optimizer optimizer, RunState run, Stopwatch session)
+    private void WriteCheckpoint(Module module, Optimizer optimizer, RunState run, Clock session)
     {
         if (Options.CheckpointPath is not { } path)
         {
@@ -380,6 +388,16 @@ public sealed class Trainer
         return norm;
     }
 
+    /// <summary>Elapsed time on the trainer's <see cref="TimeProvider"/>.</summary>
+    private sealed class Clock(TimeProvider time)
+    {
+        private long start = time.GetTimestamp();
+
+        public TimeSpan Elapsed => time.GetElapsedTime(start);
+
+        public void Restart() => start = time.GetTimestamp();
+    }
+
     /// <summary>The mutable position of a run: always a consistent point between optimizer steps.</summary>
     private sealed class RunState
     {
@@ -393,7 +411,7 @@ public sealed class Trainer
 
         public TimeSpan ElapsedBefore { get; set; }
 
-        public TimeSpan Elapsed(Stopwatch session) => ElapsedBefore + session.Elapsed;
+        public TimeSpan Elapsed(Clock session) => ElapsedBefore + session.Elapsed;
 
         public required int BatchesPerEpoch { get; init; }
 
@@ -402,7 +420,7 @@ public sealed class Trainer
         /// <summary>The random stream of the run (null: libtorch's default generator).</summary>
         public RandomGenerator? Generator { get; init; }
 
-        public TrainingState ToState(Stopwatch session) =>
+        public TrainingState ToState(Clock session) =>
             new(Epoch, NextBatch, Step, TotalSteps, Elapsed(session).TotalSeconds, BatchesPerEpoch, Accumulation);
     }
 }

@@ -41,45 +41,102 @@ public class RandomGeneratorTests
         Assertions.AllClose(ours, py, atol: 0, rtol: 0, what: "torch.Generator stream");
     }
 
+    /// <summary>
+    /// Another thread draws from and reseeds libtorch's default generator the whole time. A handshake makes the
+    /// interleaving certain rather than likely: before each of the 50 chunks of the seeded stream the test waits until
+    /// the other thread has reseeded the default generator again, so its draws and reseeds provably happen between
+    /// the seeded draws. The control (the same interleaving drawing from the default generator instead) shows the
+    /// disturbance is real: a shared stream would come out different from the quiet run.
+    /// </summary>
     [Fact]
     public async Task A_seeded_stream_does_not_depend_on_other_threads_drawing_from_the_default_generator()
     {
+        const int Chunks = 50;
+        var hangGuard = TimeSpan.FromMinutes(2); // a hang guard only: each wait is for a few cheap draws
+        double[] Chunk(bool seeded, RandomGenerator? g) => seeded ? DrawAllWith(g!) : DrawAll();
+
+        double[] Run(bool seeded, Action? betweenChunks)
+        {
+            using var g = new RandomGenerator(42);
+            if (!seeded)
+            {
+                Torch.ManualSeed(42);
+            }
+
+            var values = new List<double>();
+            for (var c = 0; c < Chunks; c++)
+            {
+                betweenChunks?.Invoke();
+                values.AddRange(Chunk(seeded, g));
+            }
+
+            return [.. values];
+        }
+
+        var quietSeeded = Run(seeded: true, null);
+        var quietDefault = Run(seeded: false, null);
+
         using var stop = new CancellationTokenSource();
-        var noise = Task.Run(() =>
+        long reseeds = 0, draws = 0;
+        using var reseeded = new SemaphoreSlim(0);
+        var noise = Task.Factory.StartNew(() =>
         {
             // Another user of libtorch's default generator in the same process: draws and reseeds it constantly.
-            var n = 0L;
             while (!stop.IsCancellationRequested)
             {
                 using var t = Tensor.Randn([64]);
-                if (++n % 7 == 0)
+                var n = Interlocked.Increment(ref draws);
+                if (n % 7 == 0)
                 {
                     Torch.ManualSeed((ulong)n);
+                    Interlocked.Increment(ref reseeds);
+                    if (reseeded.CurrentCount == 0)
+                    {
+                        reseeded.Release();
+                    }
                 }
             }
+        }, TaskCreationOptions.LongRunning);
 
-            return n;
-        });
-
-        try
+        var waits = 0;
+        void WaitForAReseed()
         {
-            double[] Run()
+            // Wait for a reseed that happens after this point (the semaphore only wakes this thread to re-check).
+            var target = Interlocked.Read(ref reseeds) + 1;
+            while (Interlocked.Read(ref reseeds) < target)
             {
-                using var g = new RandomGenerator(42);
-                using var use = RandomGenerator.Use(g);
-                return Enumerable.Range(0, 50).SelectMany(_ => DrawAll()).ToArray();
+                reseeded.Wait(hangGuard).Should().BeTrue("the other thread must keep drawing and reseeding");
             }
 
-            var first = Run();
-            var second = Run();
-            second.Should().Equal(first);
+            waits++;
+        }
+
+        double[] noisySeeded, noisyDefault;
+        long reseedsBefore, reseedsAfter;
+        try
+        {
+            WaitForAReseed(); // handshake: the other thread is running
+            reseedsBefore = Interlocked.Read(ref reseeds);
+            noisySeeded = Run(seeded: true, WaitForAReseed);
+            reseedsAfter = Interlocked.Read(ref reseeds);
+            noisyDefault = Run(seeded: false, WaitForAReseed);
         }
         finally
         {
             stop.Cancel();
         }
 
-        (await noise).Should().BePositive();
+        await noise.WaitAsync(hangGuard);
+        waits.Should().Be(1 + 2 * Chunks);
+        (reseedsAfter - reseedsBefore).Should().BeGreaterThanOrEqualTo(Chunks, "the default generator was reseeded before every chunk of the seeded run");
+        noisySeeded.Should().Equal(quietSeeded, "a private generator's stream ignores the default generator");
+        noisyDefault.Should().NotEqual(quietDefault, "the control: the same interleaving does disturb a stream drawn from the shared default generator");
+    }
+
+    private static double[] DrawAllWith(RandomGenerator g)
+    {
+        using var use = RandomGenerator.Use(g);
+        return DrawAll();
     }
 
     [Fact]

@@ -19,8 +19,8 @@ internal sealed class CountRegressor : Module, ITrainableDetector
     /// <summary>Returns NaN on this call (1-based), if set.</summary>
     public int? NanAtCall { get; set; }
 
-    /// <summary>Sleeps this long in every call (for time-budget tests).</summary>
-    public TimeSpan Delay { get; set; }
+    /// <summary>Runs at the start of every call with its 1-based number (time-budget tests advance a fake clock here).</summary>
+    public Action<int>? OnCall { get; set; }
 
     public Module Module => this;
 
@@ -31,10 +31,7 @@ internal sealed class CountRegressor : Module, ITrainableDetector
     public LossDictionary ComputeLosses(IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget> targets)
     {
         Calls++;
-        if (Delay > TimeSpan.Zero)
-        {
-            Thread.Sleep(Delay);
-        }
+        OnCall?.Invoke(Calls);
 
         Tensor? sum = null;
         for (var i = 0; i < images.Count; i++)
@@ -164,18 +161,59 @@ public class TrainerTests
         restored.Weights.Should().OnlyContain(w => float.IsFinite(w)).And.NotEqual(new float[3]);
     }
 
+    /// <summary>A clock that only moves when told to: the time budget's bookkeeping without waiting for it.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private long ticks;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref ticks);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref ticks, by.Ticks);
+    }
+
     [Fact]
     public void A_time_budget_plans_the_schedule_and_stops_in_time()
     {
-        using var model = new CountRegressor { Delay = TimeSpan.FromMilliseconds(40) };
+        // Every step takes 1 s on the fake clock; 60 s allow 60 steps: steps 2-10 calibrate 1 s per step, the plan is
+        // 10 + (60 - 10) / 1 = 60 steps instead of the 1000-epoch cap, and the cosine schedule runs over those 60.
+        var clock = new ManualClock();
+        using var model = new CountRegressor { OnCall = _ => clock.Advance(TimeSpan.FromSeconds(1)) };
         var last = default(TrainingProgress);
-        var options = Options(1000) with { TimeBudget = TimeSpan.FromSeconds(3), Decay = LearningRateDecay.Cosine };
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var result = new Trainer(model, options).Train(Loader(2), new SyncProgress<TrainingProgress>(p => last = p));
-        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(20));
-        result.Steps.Should().BeInRange(10, 3000 / 40, "about 75 steps of 40 ms fit in 3 s");
-        last!.TotalSteps.Should().BeLessThan(3000, "the plan comes from the measured step time, not the 1000-epoch cap");
-        last.LearningRate.Should().BeLessThan(0.05 * 0.2, "the cosine schedule decays over the planned steps");
+        var plans = new List<long>();
+        var options = Options(1000) with { TimeBudget = TimeSpan.FromSeconds(60), Decay = LearningRateDecay.Cosine };
+        var result = new Trainer(model, options, null, clock).Train(Loader(2), new SyncProgress<TrainingProgress>(p =>
+        {
+            last = p;
+            plans.Add(p.TotalSteps);
+        }));
+
+        result.Steps.Should().Be(60);
+        result.Elapsed.Should().Be(TimeSpan.FromSeconds(60));
+        result.StopReason.Should().Be(TrainingStopReason.TimeBudget);
+        plans[0].Should().Be(3000, "before any step is measured the plan is the cap: 1000 epochs of 3 steps");
+        plans[^1].Should().Be(60, "the plan comes from the measured step time, not the 1000-epoch cap");
+        last!.Step.Should().Be(60);
+        last.IterationTime.Should().Be(TimeSpan.FromSeconds(1));
+        last.Elapsed.Should().Be(TimeSpan.FromSeconds(60));
+        last.LearningRate.Should().BeApproximately(0.05 * 0.5 * (1 + Math.Cos(Math.PI * 59 / 60)), 1e-12, "step 60 runs at the cosine's last point");
+    }
+
+    [Fact]
+    public void A_time_budget_stops_at_the_first_step_boundary_past_it_when_steps_slow_down()
+    {
+        // 1 s per step for 10 steps (the calibration plans 60), then 5 s per step: the plan is too optimistic, and the
+        // budget check before each step stops the run at t = 10 + 10 · 5 = 60 s, after step 20.
+        var clock = new ManualClock();
+        using var model = new CountRegressor { OnCall = call => clock.Advance(TimeSpan.FromSeconds(call <= 10 ? 1 : 5)) };
+        var options = Options(1000) with { TimeBudget = TimeSpan.FromSeconds(60) };
+        var result = new Trainer(model, options, null, clock).Train(Loader(2));
+
+        result.StopReason.Should().Be(TrainingStopReason.TimeBudget);
+        result.Steps.Should().Be(20);
+        result.Elapsed.Should().Be(TimeSpan.FromSeconds(60));
+        model.Calls.Should().Be(20, "no step starts once the budget is spent");
     }
 
     [Fact]
