@@ -14,18 +14,37 @@ public sealed record ResNetOptions(int Depth = 50, NormKind Norm = NormKind.Froz
     /// <summary>Number of groups when <see cref="Norm"/> is <see cref="NormKind.GroupNorm"/> (default 32).</summary>
     public int GroupNormGroups { get; init; } = 32;
 
+    /// <inheritdoc/>
+    public bool Equals(ResNetOptions? other) =>
+        other is not null && Depth == other.Depth && Norm == other.Norm && NormEps.Equals(other.NormEps) &&
+        GroupNormGroups == other.GroupNormGroups &&
+        (StageBlocks is null ? other.StageBlocks is null : other.StageBlocks is not null && StageBlocks.SequenceEqual(other.StageBlocks));
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Depth, Norm, NormEps, GroupNormGroups, StageBlocks?.Count);
+
     /// <summary>The depths <see cref="ResNet"/> supports.</summary>
     public static IReadOnlyList<int> SupportedDepths { get; } = [18, 34, 50, 101, 152];
 
-    /// <summary>Residual blocks per stage (layer1..layer4) for <see cref="Depth"/>.</summary>
-    public IReadOnlyList<int> BlocksPerStage => Depth switch
+    /// <summary>
+    /// Residual blocks per stage (layer1..layer4) when they differ from <see cref="Depth"/>'s standard layout, or null
+    /// (default). The ImageNet ResNet-18 that ML.NET ships (CNTK's) has [2, 2, 2, 3]; the block type still follows
+    /// <see cref="Depth"/> (basic blocks below 50).
+    /// </summary>
+    public IReadOnlyList<int>? StageBlocks { get; init; }
+
+    /// <summary>Residual blocks per stage (layer1..layer4): <see cref="StageBlocks"/>, or the standard layout of <see cref="Depth"/>.</summary>
+    public IReadOnlyList<int> BlocksPerStage => StageBlocks ?? StandardBlocks(Depth);
+
+    /// <summary>The standard (torchvision) blocks per stage of a ResNet of depth <paramref name="depth"/>.</summary>
+    public static IReadOnlyList<int> StandardBlocks(int depth) => depth switch
     {
         18 => [2, 2, 2, 2],
         34 => [3, 4, 6, 3],
         50 => [3, 4, 6, 3],
         101 => [3, 4, 23, 3],
         152 => [3, 8, 36, 3],
-        _ => throw new ArgumentOutOfRangeException(nameof(Depth), Depth,
+        _ => throw new ArgumentOutOfRangeException(nameof(Depth), depth,
             $"ResNet depth must be one of {string.Join(", ", SupportedDepths)}"),
     };
 
@@ -35,7 +54,13 @@ public sealed record ResNetOptions(int Depth = 50, NormKind Norm = NormKind.Froz
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
-        _ = BlocksPerStage;
+        _ = StandardBlocks(Depth);
+        if (StageBlocks is { } blocks && (blocks.Count != 4 || blocks.Any(b => b < 1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(StageBlocks), $"[{string.Join(", ", blocks)}]",
+                "StageBlocks must give four positive block counts (layer1..layer4)");
+        }
+
         if (!Enum.IsDefined(Norm))
         {
             throw new ArgumentOutOfRangeException(nameof(Norm), Norm, "unknown norm kind");

@@ -235,7 +235,7 @@ public sealed class MaskRcnnBuilder
         try
         {
             var backbone = Track(backboneFactory?.Invoke(config) ?? ResNetFpn.Create(
-                new ResNetOptions(config.Backbone.Depth, config.Backbone.Norm) { NormEps = config.Backbone.NormEps },
+                config.Backbone.ToResNetOptions(),
                 config.Backbone.TrainableLayers, config.Backbone.OutChannels));
             var channels = (backbone as IBackbone ?? throw new ArgumentException("the backbone factory must return an IBackbone")).OutChannels;
             var anchors = new AnchorGenerator(config.AnchorSizes, config.AnchorAspectRatios);

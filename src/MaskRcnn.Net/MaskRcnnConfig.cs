@@ -12,7 +12,26 @@ namespace MaskRcnn.Net;
 /// <param name="TrainableLayers">How many of the body's stages train (0–5, torchvision semantics).</param>
 /// <param name="OutChannels">FPN channels.</param>
 public sealed record BackboneConfig(int Depth = 50, NormKind Norm = NormKind.FrozenBatchNorm, double NormEps = 1e-5,
-    int TrainableLayers = 3, int OutChannels = 256);
+    int TrainableLayers = 3, int OutChannels = 256)
+{
+    /// <summary>
+    /// Residual blocks per stage when they differ from <see cref="Depth"/>'s standard layout (the ImageNet
+    /// ResNet-18 from ML.NET's package has [2, 2, 2, 3]), or null. Saved with the model, so it reloads the same body.
+    /// </summary>
+    public IReadOnlyList<int>? StageBlocks { get; init; }
+
+    /// <summary>The body's options.</summary>
+    public ResNetOptions ToResNetOptions() => new(Depth, Norm) { NormEps = NormEps, StageBlocks = StageBlocks };
+
+    /// <inheritdoc/>
+    public bool Equals(BackboneConfig? other) =>
+        other is not null && Depth == other.Depth && Norm == other.Norm && NormEps.Equals(other.NormEps) &&
+        TrainableLayers == other.TrainableLayers && OutChannels == other.OutChannels &&
+        (StageBlocks is null ? other.StageBlocks is null : other.StageBlocks is not null && StageBlocks.SequenceEqual(other.StageBlocks));
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Depth, Norm, NormEps, TrainableLayers, OutChannels, StageBlocks?.Count);
+}
 
 /// <summary>
 /// Everything needed to rebuild a Mask R-CNN: stored next to saved weights so that a trained model reloads with one
