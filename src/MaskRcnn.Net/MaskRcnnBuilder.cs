@@ -39,6 +39,8 @@ public sealed class MaskRcnnBuilder
     private Func<int, int, IMaskPredictor>? maskPredictorFactory;
     private IRoIPooler? boxPooler;
     private IRoIPooler? maskPooler;
+    private PretrainedBackbone? pretrained;
+    private bool ownsPretrained;
 
     /// <summary>Starts from torchvision's defaults.</summary>
     public MaskRcnnBuilder() : this(new MaskRcnnConfig())
@@ -63,6 +65,45 @@ public sealed class MaskRcnnBuilder
     public MaskRcnnBuilder WithBackbone(int depth = 50, NormKind norm = NormKind.FrozenBatchNorm, int trainableLayers = 3,
         double normEps = 1e-5, int outChannels = 256) =>
         Configure(c => c with { Backbone = new BackboneConfig(depth, norm, normEps, trainableLayers, outChannels) });
+
+    /// <summary>
+    /// Starts the ResNet body from ImageNet-pretrained weights: the ResNet-18 ML.NET ships as ONNX
+    /// (<see cref="PretrainedBackbone.ImageNetResNet18"/>; its block layout [2, 2, 2, 3], frozen batch norm and input
+    /// normalisation replace the backbone's depth, norm and the transform's mean/std; trainable layers and FPN
+    /// channels stay as set). Later <see cref="WithWeights"/> weights override these.
+    /// </summary>
+    /// <param name="path">ResNet18.onnx, or null to find it (<see cref="PretrainedBackbone.ResNet18Candidates"/>).</param>
+    /// <exception cref="FileNotFoundException">The file is not there; the message says how to get its package.</exception>
+    /// <exception cref="Core.Checkpoints.CheckpointFormatException">The file is not the expected network.</exception>
+    public MaskRcnnBuilder WithPretrainedBackbone(string? path = null)
+    {
+        var loaded = PretrainedBackbone.ImageNetResNet18(path);
+        WithPretrainedBackbone(loaded);
+        ownsPretrained = true;
+        return this;
+    }
+
+    /// <summary>
+    /// Starts the ResNet body from <paramref name="weights"/> (the caller keeps ownership; keep it alive until
+    /// <see cref="Build"/>). See <see cref="WithPretrainedBackbone(string?)"/>.
+    /// </summary>
+    public MaskRcnnBuilder WithPretrainedBackbone(PretrainedBackbone weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (ownsPretrained)
+        {
+            pretrained?.Dispose();
+        }
+
+        pretrained = weights;
+        ownsPretrained = false;
+        var o = weights.Options;
+        return Configure(c => c with
+        {
+            Backbone = c.Backbone with { Depth = o.Depth, Norm = o.Norm, NormEps = o.NormEps, StageBlocks = o.StageBlocks },
+            Transform = c.Transform with { Mean = weights.PixelMean, Std = weights.PixelStd },
+        });
+    }
 
     /// <summary>Replaces the backbone: the factory returns a <see cref="Module"/> implementing <see cref="IBackbone"/>.</summary>
     public MaskRcnnBuilder WithBackbone(Func<MaskRcnnConfig, Module> factory)
@@ -209,6 +250,23 @@ public sealed class MaskRcnnBuilder
         }
     }
 
+    private static void LoadPretrained(MaskRcnnModel model, PretrainedBackbone weights)
+    {
+        const string Prefix = "backbone.body.";
+        var keys = model.StateDict().Select(kv => kv.Key).Where(k => k.StartsWith(Prefix, StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal);
+        var prefixed = weights.StateDict.ToDictionary(kv => Prefix + kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        var missing = keys.Where(k => !prefixed.ContainsKey(k)).ToList();
+        var unexpected = prefixed.Keys.Where(k => !keys.Contains(k)).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+        {
+            throw new ArgumentException(
+                $"the pretrained backbone ({weights.Source}) does not fit the model's body: missing {string.Join(", ", missing.Take(5))}, " +
+                $"unexpected {string.Join(", ", unexpected.Take(5))} (a custom backbone factory cannot take {weights.Name} weights)");
+        }
+
+        model.LoadStateDict(prefixed, strict: false);
+    }
+
     private MaskRcnnBuilder Set<T>(ref T? field, T value) where T : class
     {
         field = value ?? throw new ArgumentNullException(nameof(value));
@@ -262,6 +320,11 @@ public sealed class MaskRcnnBuilder
             if (predictorInit == PredictorInit.SmallNormal)
             {
                 InitPredictorsSmall(model);
+            }
+
+            if (pretrained is not null)
+            {
+                LoadPretrained(model, pretrained);
             }
 
             if (weightsPath is not null)
