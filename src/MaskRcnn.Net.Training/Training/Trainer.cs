@@ -169,8 +169,8 @@ public sealed class Trainer
                         if (b % Options.LogEvery == 0 || b == batches - 1)
                         {
                             logger.LogInformation("epoch {Epoch} iter {Iter}/{Count} step {Step}/{Total} lr {Lr:G3} loss {Loss:F4} ({Parts}) {Seconds:F2} s/it, eta {Eta}",
-                                epoch, b, batches, run.Step, run.TotalSteps, lr, total, string.Join(", ", values.Select(kv => $"{kv.Key} {kv.Value:F4}")),
-                                iterationTime.TotalSeconds, FormatSpan(eta));
+                                epoch, b, batches, run.Step, run.TotalSteps, lr, total, LossText.Format(values),
+                                iterationTime.TotalSeconds, LossText.Format(eta));
                         }
 
                         progress?.Report(new TrainingProgress(epoch, b, batches, run.Step, run.TotalSteps, lr, values, total, iterationTime, elapsed, eta));
@@ -361,8 +361,6 @@ public sealed class Trainer
         TrainingCheckpoint.Save(path, module, optimizer, state, Options.CheckpointMetadata, run.Generator);
         logger.LogDebug("checkpoint {Path}: {State}", path, TrainingCheckpoint.Describe(state));
     }
-
-    private static string FormatSpan(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : $"{t.Minutes}m{t.Seconds:D2}s";
 
     /// <summary>Scales all gradients so that their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
     public static double ClipGradNorm(IEnumerable<Tensor> parameters, double maxNorm)

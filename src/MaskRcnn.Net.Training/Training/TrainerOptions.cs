@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace MaskRcnn.Net.Training;
 
 /// <summary>How the learning rate falls after warm-up.</summary>
@@ -120,14 +122,25 @@ public sealed record TrainerOptions(
 /// <param name="Elapsed">Training time so far (including before a resume).</param>
 /// <param name="Eta">Estimated time to the end of the run.</param>
 public sealed record TrainingProgress(int Epoch, int Iteration, int IterationsPerEpoch, long Step, long TotalSteps, double LearningRate,
-    IReadOnlyDictionary<string, double> Losses, double TotalLoss, TimeSpan IterationTime, TimeSpan Elapsed, TimeSpan Eta);
+    IReadOnlyDictionary<string, double> Losses, double TotalLoss, TimeSpan IterationTime, TimeSpan Elapsed, TimeSpan Eta)
+{
+    /// <summary>One readable line: position, learning rate, each loss, speed and times.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"epoch {Epoch} iter {Iteration + 1}/{IterationsPerEpoch} step {Step}/{TotalSteps} lr {LearningRate:G3} loss {TotalLoss:F4} ({LossText.Format(Losses)}) " +
+        $"{IterationTime.TotalSeconds:F2} s/it, elapsed {LossText.Format(Elapsed)}, eta {LossText.Format(Eta)}");
+}
 
 /// <summary>Mean losses of one epoch (of the batches run in this session when the epoch was resumed).</summary>
 /// <param name="Epoch">0-based epoch.</param>
 /// <param name="MeanLosses">Mean of each loss over the epoch.</param>
 /// <param name="MeanTotalLoss">Mean total loss.</param>
 /// <param name="Duration">Wall time of the epoch.</param>
-public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, double MeanTotalLoss, TimeSpan Duration);
+public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, double MeanTotalLoss, TimeSpan Duration)
+{
+    /// <summary>One readable line: the epoch, its mean losses and its duration.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"epoch {Epoch}: mean loss {MeanTotalLoss:F4} ({LossText.Format(MeanLosses)}) in {Duration.TotalSeconds:F1} s");
+}
 
 /// <summary>Why a training run ended.</summary>
 public enum TrainingStopReason
@@ -145,7 +158,28 @@ public enum TrainingStopReason
 /// <param name="Elapsed">Training time over the whole run.</param>
 /// <param name="StopReason">Why it ended.</param>
 /// <param name="CheckpointPath">The checkpoint written at the end, if any.</param>
-public sealed record TrainingResult(IReadOnlyList<EpochSummary> Epochs, long Steps, TimeSpan Elapsed, TrainingStopReason StopReason, string? CheckpointPath);
+public sealed record TrainingResult(IReadOnlyList<EpochSummary> Epochs, long Steps, TimeSpan Elapsed, TrainingStopReason StopReason, string? CheckpointPath)
+{
+    /// <summary>One readable line: steps, time, why it ended, the last epoch's mean loss and the checkpoint.</summary>
+    public override string ToString()
+    {
+        var last = Epochs.Count > 0 ? string.Create(CultureInfo.InvariantCulture, $", last mean loss {Epochs[^1].MeanTotalLoss:F4}") : "";
+        var checkpoint = CheckpointPath is null ? "" : $", checkpoint {CheckpointPath}";
+        return string.Create(CultureInfo.InvariantCulture, $"{Steps} steps in {LossText.Format(Elapsed)} ({StopReason}), {Epochs.Count} epochs this session{last}{checkpoint}");
+    }
+}
+
+/// <summary>Text forms shared by the progress records.</summary>
+internal static class LossText
+{
+    /// <summary><c>loss_classifier 0.1234, loss_box_reg 0.0567</c> (invariant culture, in the dictionary's order).</summary>
+    public static string Format(IReadOnlyDictionary<string, double> losses) =>
+        string.Join(", ", losses.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F4}")));
+
+    /// <summary><c>2m41s</c>, or <c>1h02m</c> from an hour on.</summary>
+    public static string Format(TimeSpan t) =>
+        t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : $"{(int)t.TotalMinutes}m{t.Seconds:D2}s";
+}
 
 /// <summary>Training stopped because a loss or the gradient norm was NaN or infinite.</summary>
 public sealed class TrainingDivergedException : Exception

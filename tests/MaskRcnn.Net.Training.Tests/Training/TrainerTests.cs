@@ -201,6 +201,32 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Progress_records_print_their_losses_readably()
+    {
+        var losses = new Dictionary<string, double> { ["loss_classifier"] = 0.12345, ["loss_mask"] = 0.5 };
+        var progress = new TrainingProgress(1, 2, 51, 54, 204, 0.0123, losses, 0.62346, TimeSpan.FromSeconds(0.8),
+            TimeSpan.FromSeconds(75), TimeSpan.FromMinutes(61));
+        progress.ToString().Should().Be(
+            "epoch 1 iter 3/51 step 54/204 lr 0.0123 loss 0.6235 (loss_classifier 0.1235, loss_mask 0.5000) 0.80 s/it, elapsed 1m15s, eta 1h01m");
+        new EpochSummary(0, losses, 0.62346, TimeSpan.FromSeconds(41.25)).ToString()
+            .Should().Be("epoch 0: mean loss 0.6235 (loss_classifier 0.1235, loss_mask 0.5000) in 41.2 s");
+        new TrainingResult([new EpochSummary(0, losses, 0.62346, TimeSpan.FromSeconds(41))], 51, TimeSpan.FromSeconds(41), TrainingStopReason.Completed, null)
+            .ToString().Should().Be("51 steps in 0m41s (Completed), 1 epochs this session, last mean loss 0.6235");
+
+        // What a logger or Console.WriteLine prints, culture or not.
+        var previous = System.Globalization.CultureInfo.CurrentCulture;
+        try
+        {
+            System.Globalization.CultureInfo.CurrentCulture = new System.Globalization.CultureInfo("de-DE");
+            $"{progress}".Should().Contain("loss_classifier 0.1235").And.NotContain("Dictionary");
+        }
+        finally
+        {
+            System.Globalization.CultureInfo.CurrentCulture = previous;
+        }
+    }
+
+    [Fact]
     public void A_time_budget_stops_at_the_first_step_boundary_past_it_when_steps_slow_down()
     {
         // 1 s per step for 10 steps (the calibration plans 60), then 5 s per step: the plan is too optimistic, and the
