@@ -27,7 +27,12 @@ internal static class DemoCommand
             Description = "train for this many minutes instead of a number of epochs; the cosine schedule is planned to end in time",
         };
         var epochs = new Option<int?>("--epochs") { Description = $"epochs to train (default {DefaultEpochs}; deterministic)" };
-        var imageSize = new Option<int>("--image-size") { DefaultValueFactory = _ => 256 };
+        var imageSize = new Option<int?>("--image-size") { Description = "longer side after resizing (default: the recipe's choice)" };
+        var pretrained = new Option<string>("--pretrained")
+        {
+            Description = "auto (the ImageNet ResNet-18 when its package is restored, else from scratch), imagenet-resnet18, none, or a path to ResNet18.onnx",
+            DefaultValueFactory = _ => "auto",
+        };
         var threads = new Option<int?>("--threads");
         var seed = new Option<int>("--seed")
         {
@@ -36,7 +41,7 @@ internal static class DemoCommand
         };
         var command = new Command("demo", "Train on the shipped brain-tumour MRI data, evaluate, and draw the predicted masks")
         {
-            output, data, minutes, epochs, imageSize, threads, seed,
+            output, data, minutes, epochs, imageSize, pretrained, threads, seed,
         };
         command.SetAction((parse, ct) =>
         {
@@ -48,7 +53,6 @@ internal static class DemoCommand
             var train = CocoDataset.Load(Path.Combine(root, "train", "annotations.json"), Path.Combine(root, "train", "images"));
             var val = CocoDataset.Load(Path.Combine(root, "val", "annotations.json"), Path.Combine(root, "val", "images"));
             var clock = Stopwatch.StartNew();
-            var size = parse.GetValue(imageSize);
             var fixedEpochs = parse.GetValue(epochs);
             if (fixedEpochs is not null && parse.GetValue(minutes) is not null)
             {
@@ -57,30 +61,28 @@ internal static class DemoCommand
 
             var budget = parse.GetValue(minutes);
             fixedEpochs ??= budget is null ? DefaultEpochs : null;
-            var settings = new TrainSettings(train, null, outDir, fixedEpochs ?? 1000, BatchSize: 4,
-                LearningRate: 0.02, ImageSize: size, MaxSize: size, Depth: 18, Norm: NormKind.GroupNorm, TrainableLayers: 5,
-                InitWeights: null, Seed: parse.GetValue(seed))
+            // The demo is the recipe `maskrcnn train` picks, on the shipped data.
+            var request = TrainCommand.ParsePretrained(parse.GetValue(pretrained)!, new RecipeRequest
             {
-                // Sized for 200-500 px MRI slices with 12-130 px tumours on 2 CPU cores: small backbone and heads,
-                // anchors one octave smaller than torchvision's, one object per image so 64 sampled RoIs suffice.
-                FpnChannels = 128,
-                RoIsPerImage = 64,
-                BoxHeadSize = 256,
-                MaskHead = [128, 128, 128, 128],
-                AnchorSizes = [[16], [32], [64], [128], [256]],
-                Decay = LearningRateDecay.Cosine,
-                WarmupSteps = 50,
-                PredictorInit = PredictorInit.SmallNormal,
-                ValidateEvery = int.MaxValue,
-                Minutes = budget,
-            };
+                TimeBudget = budget is { } m ? TimeSpan.FromMinutes(m) : null,
+                Epochs = fixedEpochs,
+            });
+            var recipe = TrainingRecipe.For(train, request);
+            var overrides = new List<string>();
+            if (parse.GetValue(imageSize) is { } size)
+            {
+                recipe = recipe with { ImageSize = size, MaxSize = size };
+                overrides.Add("--image-size");
+            }
+
+            var settings = new TrainSettings(train, null, outDir, recipe, parse.GetValue(seed)) { ValidateEvery = int.MaxValue, Overrides = overrides };
             using var model = TrainCommand.Run(settings, ct);
             var trainMinutes = clock.Elapsed.TotalMinutes;
             var overlays = Path.Combine(outDir, "overlays");
             var result = EvalCommand.Run(model, val, overlays, ct);
             var report = $"""
-                MaskRcnn.Net demo: Mask R-CNN (ResNet-18 + 128-channel FPN, GroupNorm, small heads, trained from scratch) on brain-MRI tumours
-                train: {train.Count} images, validation: {val.Count} images (held-out patients), at {size} px, {(budget is { } b ? $"budget {b:0.#} min" : $"{fixedEpochs} epochs")}, seed {settings.Seed}
+                MaskRcnn.Net demo: Mask R-CNN (ResNet-18 + {recipe.FpnChannels}-channel FPN, {(recipe.PretrainedPath is null ? "GroupNorm, trained from scratch" : "ImageNet-pretrained, frozen batch norm")}, small heads) on brain-MRI tumours
+                train: {train.Count} images, validation: {val.Count} images (held-out patients), at {recipe.MaxSize} px, {(budget is { } b ? $"budget {b:0.#} min" : $"{recipe.Epochs} epochs")}, seed {settings.Seed}
                 training time: {trainMinutes:F1} min on {Core.Torch.NumThreads} threads
                 validation box AP {result.Boxes.AP:F3}, AP50 {result.Boxes.AP50:F3}; mask AP {result.Masks?.AP ?? -1:F3}, AP50 {result.Masks?.AP50 ?? -1:F3}
                 tumour pixels (union of masks scoring >= 0.5 per image): mean Dice {result.Binary?.MeanDice ?? -1:F3}, mean IoU {result.Binary?.MeanIou ?? -1:F3}

@@ -8,25 +8,9 @@ using Microsoft.Extensions.Logging;
 
 namespace MaskRcnn.Net.Cli;
 
-/// <summary>Settings of one training run (shared by <c>train</c> and <c>demo</c>).</summary>
-internal sealed record TrainSettings(
-    IDetectionDataset Train,
-    IDetectionDataset? Validation,
-    string OutputDir,
-    int Epochs,
-    int BatchSize,
-    double LearningRate,
-    int ImageSize,
-    int MaxSize,
-    int Depth,
-    NormKind Norm,
-    int TrainableLayers,
-    string? InitWeights,
-    int Seed)
+/// <summary>Settings of one training run (shared by <c>train</c> and <c>demo</c>): the recipe plus what only the CLI does.</summary>
+internal sealed record TrainSettings(IDetectionDataset Train, IDetectionDataset? Validation, string OutputDir, TrainingRecipe Recipe, int Seed)
 {
-    /// <summary>Train for this many minutes instead of <see cref="Epochs"/> (which then only caps the run).</summary>
-    public double? Minutes { get; init; }
-
     /// <summary>Continue from OutputDir/checkpoint.safetensors when it exists.</summary>
     public bool Resume { get; init; }
 
@@ -39,35 +23,14 @@ internal sealed record TrainSettings(
     /// <summary>Validate every this many epochs (and after the last).</summary>
     public int ValidateEvery { get; init; } = 4;
 
-    /// <summary>FPN channels.</summary>
-    public int FpnChannels { get; init; } = 256;
-
-    /// <summary>Sampled RoIs per image for the box/mask heads.</summary>
-    public int RoIsPerImage { get; init; } = 256;
-
-    /// <summary>Box head representation size.</summary>
-    public int BoxHeadSize { get; init; } = 1024;
-
-    /// <summary>Mask head conv channels per layer (the predictor uses the last).</summary>
-    public IReadOnlyList<int> MaskHead { get; init; } = [256, 256, 256, 256];
-
-    /// <summary>Anchor sizes per FPN level (null: torchvision's 32…512).</summary>
-    public IReadOnlyList<IReadOnlyList<double>>? AnchorSizes { get; init; }
-
     /// <summary>Extra shorter-side sizes for multi-scale training.</summary>
     public int[] MoreMinSizes { get; init; } = [];
 
     /// <summary>Colour jitter strength (0: off).</summary>
     public double ColorJitter { get; init; }
 
-    /// <summary>Learning-rate decay.</summary>
-    public LearningRateDecay Decay { get; init; } = LearningRateDecay.Step;
-
-    /// <summary>Warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 100;
-
-    /// <summary>Initialisation of the box and mask predictors.</summary>
-    public PredictorInit PredictorInit { get; init; } = PredictorInit.Torchvision;
+    /// <summary>The options given on the command line that replaced the recipe's choice.</summary>
+    public IReadOnlyList<string> Overrides { get; init; } = [];
 
     /// <summary>The saved model.</summary>
     public string ModelPath => Path.Combine(OutputDir, "model.safetensors");
@@ -92,40 +55,45 @@ internal static class TrainCommand
         var defaultClass = new Option<string?>("--default-class") { Description = "VIA: the class of every region (when --class-attribute is not given)" };
         var classAttribute = new Option<string?>("--class-attribute") { Description = "VIA: region attribute holding the class" };
         var output = new Option<string>("--out") { Description = "output folder: model.safetensors + model.json, checkpoint.safetensors, train.log", Required = true };
-        var epochs = new Option<int?>("--epochs") { Description = "passes over the training data (default 12)" };
+        const string Recipe = " (default: chosen from the data, see the log)";
+        var epochs = new Option<int?>("--epochs") { Description = "passes over the training data" + Recipe };
         var minutes = new Option<double?>("--minutes") { Description = "train for this many minutes instead of a number of epochs" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 2 };
+        var batch = new Option<int?>("--batch-size") { Description = "images per batch" + Recipe };
         var accumulate = new Option<int>("--accumulate") { Description = "batches per optimizer step (gradient accumulation)", DefaultValueFactory = _ => 1 };
-        var lr = new Option<double>("--lr") { Description = "base learning rate", DefaultValueFactory = _ => 0.01 };
-        var size = new Option<int>("--min-size") { Description = "shorter side after resizing", DefaultValueFactory = _ => 512 };
-        var maxSize = new Option<int>("--max-size") { Description = "longer side limit", DefaultValueFactory = _ => 853 };
-        var depth = new Option<string>("--backbone") { Description = "resnet18, resnet34, resnet50, resnet101 or resnet152", DefaultValueFactory = _ => "resnet50" };
-        var norm = new Option<NormKind>("--norm") { Description = "BatchNorm, FrozenBatchNorm or GroupNorm", DefaultValueFactory = _ => NormKind.FrozenBatchNorm };
-        var trainable = new Option<int?>("--trainable-layers") { Description = "backbone stages trained, 0-5 (default: 3 with --weights, 5 from scratch)" };
-        var init = new Option<string?>("--weights") { Description = "initial weights, e.g. torchvision COCO maskrcnn_resnet50_fpn (class layers re-initialised)" };
+        var lr = new Option<double?>("--lr") { Description = "base learning rate" + Recipe };
+        var size = new Option<int?>("--min-size") { Description = "shorter side after resizing" + Recipe };
+        var maxSize = new Option<int?>("--max-size") { Description = "longer side limit" + Recipe };
+        var depth = new Option<string?>("--backbone") { Description = "resnet18, resnet34, resnet50, resnet101 or resnet152" + Recipe };
+        var norm = new Option<NormKind?>("--norm") { Description = "BatchNorm, FrozenBatchNorm or GroupNorm" + Recipe };
+        var trainable = new Option<int?>("--trainable-layers") { Description = "backbone stages trained, 0-5" + Recipe };
+        var init = new Option<string?>("--weights") { Description = "initial weights to fine-tune, e.g. torchvision COCO maskrcnn_resnet50_fpn (class layers re-initialised)" };
+        var pretrained = new Option<string>("--pretrained")
+        {
+            Description = "backbone start without --weights: auto (the ImageNet ResNet-18 when its package is restored, else none), imagenet-resnet18, none, or a path to ResNet18.onnx",
+            DefaultValueFactory = _ => "auto",
+        };
         var resume = new Option<bool>("--resume") { Description = "continue from OUT/checkpoint.safetensors (weights, optimizer, position)" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "also checkpoint every N optimizer steps (default: every epoch)" };
         var validateEvery = new Option<int>("--validate-every") { Description = "validate every N epochs", DefaultValueFactory = _ => 4 };
-        var fpnChannels = new Option<int>("--fpn-channels") { Description = "FPN (and head) channels", DefaultValueFactory = _ => 256 };
-        var rois = new Option<int>("--rois-per-image") { Description = "RoIs sampled per image for the box and mask heads", DefaultValueFactory = _ => 256 };
-        var boxHead = new Option<int>("--box-head-size") { Description = "box head representation size", DefaultValueFactory = _ => 1024 };
-        var maskHead = new Option<string>("--mask-head") { Description = "mask head conv channels per layer", DefaultValueFactory = _ => "256,256,256,256" };
-        var anchors = new Option<string?>("--anchor-sizes") { Description = "anchor size per FPN level, e.g. 16,32,64,128,256 (default 32,64,128,256,512)" };
-        var schedule = new Option<LearningRateDecay>("--schedule") { Description = "learning-rate decay: Step or Cosine", DefaultValueFactory = _ => LearningRateDecay.Step };
-        var warmup = new Option<int>("--warmup") { Description = "warm-up steps", DefaultValueFactory = _ => 100 };
+        var fpnChannels = new Option<int?>("--fpn-channels") { Description = "FPN (and head) channels" + Recipe };
+        var rois = new Option<int?>("--rois-per-image") { Description = "RoIs sampled per image for the box and mask heads" + Recipe };
+        var boxHead = new Option<int?>("--box-head-size") { Description = "box head representation size" + Recipe };
+        var maskHead = new Option<string?>("--mask-head") { Description = "mask head conv channels per layer, e.g. 128,128,128,128" + Recipe };
+        var anchors = new Option<string?>("--anchor-sizes") { Description = "anchor size per FPN level, e.g. 16,32,64,128,256" + Recipe };
+        var schedule = new Option<LearningRateDecay?>("--schedule") { Description = "learning-rate decay: Step or Cosine" + Recipe };
+        var warmup = new Option<int?>("--warmup") { Description = "warm-up steps" + Recipe };
         var jitter = new Option<double>("--color-jitter") { Description = "brightness/contrast jitter strength (0: off)" };
         var scales = new Option<string?>("--multi-scale") { Description = "extra shorter-side sizes drawn at random in training, e.g. 224,288 (inference uses --min-size)" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
-        var predictorInit = new Option<PredictorInit>("--predictor-init")
+        var predictorInit = new Option<PredictorInit?>("--predictor-init")
         {
-            Description = "box/mask predictor initialisation: Torchvision, or SmallNormal (detectron2's; starts from-scratch training faster)",
-            DefaultValueFactory = _ => PredictorInit.Torchvision,
+            Description = "box/mask predictor initialisation: Torchvision, or SmallNormal (detectron2's)" + Recipe,
         };
         var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: all cores)" };
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
         {
             format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr,
-            size, maxSize, depth, norm, trainable, init, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads,
+            size, maxSize, depth, norm, trainable, init, pretrained, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -145,31 +113,98 @@ internal static class TrainCommand
             var valPath = parse.GetValue(valJson);
             var val = valPath is null ? null : DatasetLoader.Load(f, valPath, parse.GetValue(valImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute), parse.GetValue(badAnnotations));
             var mins = parse.GetValue(minutes);
-            var settings = new TrainSettings(train, val, parse.GetValue(output)!, parse.GetValue(epochs) ?? (mins is null ? 12 : 1000), parse.GetValue(batch), parse.GetValue(lr),
-                parse.GetValue(size), parse.GetValue(maxSize), ParseBackbone(parse.GetValue(depth)!), parse.GetValue(norm), parse.GetValue(trainable) ?? (parse.GetValue(init) is null ? 5 : 3),
-                parse.GetValue(init), parse.GetValue(seed))
+            var request = new RecipeRequest
             {
-                Minutes = mins,
+                Weights = parse.GetValue(init),
+                TimeBudget = mins is { } m ? TimeSpan.FromMinutes(m) : null,
+                Epochs = parse.GetValue(epochs),
+            };
+            request = ParsePretrained(parse.GetValue(pretrained)!, request);
+            var recipe = TrainingRecipe.For(train, request);
+            var overrides = new List<string>();
+            T? Given<T>(Option<T?> option) where T : struct
+            {
+                var v = parse.GetValue(option);
+                if (v is not null)
+                {
+                    overrides.Add(option.Name);
+                }
+
+                return v;
+            }
+
+            string? GivenText(Option<string?> option)
+            {
+                var v = parse.GetValue(option);
+                if (v is not null)
+                {
+                    overrides.Add(option.Name);
+                }
+
+                return v;
+            }
+
+            recipe = recipe with
+            {
+                BatchSize = Given(batch) ?? recipe.BatchSize,
+                LearningRate = Given(lr) ?? recipe.LearningRate,
+                ImageSize = Given(size) ?? recipe.ImageSize,
+                MaxSize = Given(maxSize) ?? recipe.MaxSize,
+                Depth = GivenText(depth) is { } d ? ParseBackbone(d) : recipe.Depth,
+                Norm = Given(norm) ?? recipe.Norm,
+                TrainableLayers = Given(trainable) ?? recipe.TrainableLayers,
+                FpnChannels = Given(fpnChannels) ?? recipe.FpnChannels,
+                RoIsPerImage = Given(rois) ?? recipe.RoIsPerImage,
+                BoxHeadSize = Given(boxHead) ?? recipe.BoxHeadSize,
+                MaskHead = GivenText(maskHead) is { } mh ? ParseNumbers(mh, "--mask-head").Select(x => (int)x).ToArray() : recipe.MaskHead,
+                AnchorSizes = GivenText(anchors) is { } a ? ParseNumbers(a, "--anchor-sizes") : recipe.AnchorSizes,
+                Decay = Given(schedule) ?? recipe.Decay,
+                WarmupSteps = Given(warmup) ?? recipe.WarmupSteps,
+                PredictorInit = Given(predictorInit) ?? recipe.PredictorInit,
+            };
+            if (recipe.PretrainedPath is not null && (recipe.Depth != 18 || recipe.Norm != NormKind.FrozenBatchNorm) && request.Pretrained == PretrainedChoice.Auto)
+            {
+                recipe = recipe with
+                {
+                    PretrainedPath = null,
+                    Choices = [.. recipe.Choices, new RecipeChoice("--pretrained", "none",
+                        $"--backbone resnet{recipe.Depth} / --norm {recipe.Norm} given: the ImageNet ResNet-18 (frozen batch norm) does not fit, training from scratch")],
+                };
+            }
+
+            if (recipe.PretrainedPath is not null && (recipe.Depth != 18 || recipe.Norm != NormKind.FrozenBatchNorm))
+            {
+                throw new ArgumentException(
+                    $"the pretrained backbone is a ResNet-18 with frozen batch norm; --backbone resnet{recipe.Depth} / --norm {recipe.Norm} need --pretrained none");
+            }
+
+            var settings = new TrainSettings(train, val, parse.GetValue(output)!, recipe, parse.GetValue(seed))
+            {
                 Resume = parse.GetValue(resume),
                 CheckpointEvery = parse.GetValue(checkpointEvery),
                 Accumulation = parse.GetValue(accumulate),
                 ValidateEvery = Math.Max(1, parse.GetValue(validateEvery)),
-                FpnChannels = parse.GetValue(fpnChannels),
-                RoIsPerImage = parse.GetValue(rois),
-                BoxHeadSize = parse.GetValue(boxHead),
-                MaskHead = ParseNumbers(parse.GetValue(maskHead)!, "--mask-head").Select(x => (int)x).ToArray(),
-                AnchorSizes = parse.GetValue(anchors) is { } a ? ParseNumbers(a, "--anchor-sizes").Select(x => (IReadOnlyList<double>)[x]).ToArray() : null,
-                Decay = parse.GetValue(schedule),
-                WarmupSteps = parse.GetValue(warmup),
                 ColorJitter = parse.GetValue(jitter),
-                MoreMinSizes = parse.GetValue(scales) is { } m ? ParseNumbers(m, "--multi-scale").Select(x => (int)x).ToArray() : [],
-                PredictorInit = parse.GetValue(predictorInit),
+                MoreMinSizes = parse.GetValue(scales) is { } ms ? ParseNumbers(ms, "--multi-scale").Select(x => (int)x).ToArray() : [],
+                Overrides = overrides,
             };
             using var model = Run(settings, ct);
             return Task.FromResult(0);
         });
         return command;
     }
+
+    /// <summary>Parses --pretrained: auto, imagenet-resnet18, none, or a path to ResNet18.onnx.</summary>
+    public static RecipeRequest ParsePretrained(string value, RecipeRequest request) => value.ToLowerInvariant() switch
+    {
+        "auto" => request with { Pretrained = PretrainedChoice.Auto },
+        "imagenet-resnet18" => request with { Pretrained = PretrainedChoice.ImageNetResNet18 },
+        "none" => request with { Pretrained = PretrainedChoice.None },
+        _ when value.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) =>
+            File.Exists(value) ? request with { Pretrained = PretrainedChoice.ImageNetResNet18, PretrainedPath = value }
+                : throw new FileNotFoundException($"--pretrained {value}: file not found", value),
+        _ => throw new ArgumentException($"--pretrained {value}: expected auto, imagenet-resnet18, none or a path to ResNet18.onnx"),
+    };
 
     /// <summary>Parses a comma-separated list of positive numbers.</summary>
     public static double[] ParseNumbers(string text, string option)
@@ -203,19 +238,11 @@ internal static class TrainCommand
     /// <summary>The model configuration a run trains.</summary>
     public static MaskRcnnBuilder Builder(TrainSettings s)
     {
-        var classes = s.Train.ClassNames.Skip(1).ToArray();
-        var builder = new MaskRcnnBuilder()
-            .WithClasses(classes)
-            .WithBackbone(s.Depth, s.Norm, s.TrainableLayers, outChannels: s.FpnChannels)
-            // torchvision's transform resizes to the last of its min sizes at inference: put --min-size last.
-            .WithImageSize(s.MoreMinSizes.Length > 0 ? s.MoreMinSizes[0] : s.ImageSize, s.MaxSize, [.. s.MoreMinSizes.Skip(1), .. s.MoreMinSizes.Length > 0 ? [s.ImageSize] : Array.Empty<int>()])
-            .WithRpn(new RpnOptions(PreNmsTopNTrain: 1000, PostNmsTopNTrain: 1000, PreNmsTopNTest: 1000, PostNmsTopNTest: 500))
-            .WithRoIHeads(new RoIHeadsOptions(BatchSizePerImage: s.RoIsPerImage))
-            .WithHeadSizes(s.BoxHeadSize, s.MaskHead, s.MaskHead[^1])
-            .WithPredictorInit(s.PredictorInit);
-        if (s.AnchorSizes is not null)
+        var builder = s.Recipe.CreateBuilder(s.Train.ClassNames);
+        if (s.MoreMinSizes.Length > 0)
         {
-            builder.WithAnchors(s.AnchorSizes, Enumerable.Repeat<IReadOnlyList<double>>([0.5, 1.0, 2.0], s.AnchorSizes.Count).ToArray());
+            // torchvision's transform resizes to the last of its min sizes at inference: put --min-size last.
+            builder.WithImageSize(s.MoreMinSizes[0], s.Recipe.MaxSize, [.. s.MoreMinSizes.Skip(1), s.Recipe.ImageSize]);
         }
 
         return builder;
@@ -239,6 +266,16 @@ internal static class TrainCommand
 
         logger.LogInformation("training set: {Images} images ({Annotations} annotations), classes: {Classes}", s.Train.Count,
             Enumerable.Range(0, s.Train.Count).Sum(i => s.Train.GetSample(i).Annotations.Count), string.Join(", ", s.Train.ClassNames.Skip(1)));
+        foreach (var choice in s.Recipe.Choices)
+        {
+            var overridden = choice.Setting.Split('/').Any(s.Overrides.Contains);
+            logger.LogInformation("recipe: {Choice}{Override}", choice, overridden ? " (overridden on the command line)" : "");
+        }
+
+        if (s.Overrides.Count > 0)
+        {
+            logger.LogInformation("given on the command line: {Options}", string.Join(", ", s.Overrides));
+        }
         MaskRcnnBuilder builder;
         if (resuming)
         {
@@ -254,10 +291,6 @@ internal static class TrainCommand
         else
         {
             builder = Builder(s);
-            if (s.InitWeights is not null)
-            {
-                builder.WithWeights(s.InitWeights, strict: true, skipShapeMismatches: true);
-            }
         }
 
         var model = builder.Build();
@@ -276,19 +309,19 @@ internal static class TrainCommand
             ITransform augmentation = s.ColorJitter > 0
                 ? new Compose(new RandomHorizontalFlip(0.5), new ColorJitter(s.ColorJitter, s.ColorJitter))
                 : new RandomHorizontalFlip(0.5);
-            var loader = new DataLoader(s.Train, new DataLoaderOptions(s.BatchSize, Shuffle: true, Seed: s.Seed, Prefetch: 2, Augmentation: augmentation));
-            var options = new TrainerOptions(Epochs: s.Epochs, LearningRate: s.LearningRate, WarmupIterations: Math.Min(s.WarmupSteps, loader.BatchCount * 2))
+            var r = s.Recipe;
+            var loader = new DataLoader(s.Train, new DataLoaderOptions(r.BatchSize, Shuffle: true, Seed: s.Seed, Prefetch: 2, Augmentation: augmentation));
+            var options = r.CreateTrainerOptions() with
             {
-                Decay = s.Decay,
+                WarmupIterations = Math.Min(r.WarmupSteps, loader.BatchCount * 2),
                 GradientAccumulation = s.Accumulation,
-                TimeBudget = s.Minutes is { } m ? TimeSpan.FromMinutes(m) : null,
                 CheckpointPath = s.CheckpointPath,
                 CheckpointEvery = s.CheckpointEvery,
                 CheckpointMetadata = new Dictionary<string, string> { [MaskRcnnModel.ConfigMetadataKey] = model.Config.ToJson() },
                 ResumeFrom = resuming ? s.CheckpointPath : null,
             };
             var trainer = new Trainer(model, options, logger);
-            var bar = ConsoleLogger.IsTerminal ? new ProgressBar(logger, s.Minutes is null ? s.Epochs : 0) : null;
+            var bar = ConsoleLogger.IsTerminal ? new ProgressBar(logger, r.TimeBudget is null ? r.Epochs : 0) : null;
             if (bar is not null)
             {
                 logger.ConsoleMinimum = LogLevel.Warning; // iteration lines go to the log file; epoch lines are re-logged below
@@ -298,7 +331,7 @@ internal static class TrainCommand
             var result = trainer.Train(loader, bar, summary =>
             {
                 logger.Always($"epoch {summary.Epoch + 1}: mean loss {summary.MeanTotalLoss:F4} ({summary.Duration.TotalSeconds:F0} s)");
-                if (s.Validation is not null && (summary.Epoch == s.Epochs - 1 || (summary.Epoch + 1) % s.ValidateEvery == 0))
+                if (s.Validation is not null && (summary.Epoch == r.Epochs - 1 || (summary.Epoch + 1) % s.ValidateEvery == 0))
                 {
                     var eval = ModelEvaluation.Evaluate(model, s.Validation, cancellationToken: ct);
                     logger.Always($"epoch {summary.Epoch + 1} validation: box AP {eval.Boxes.AP:F3} AP50 {eval.Boxes.AP50:F3}, mask AP {eval.Masks?.AP ?? -1:F3} AP50 {eval.Masks?.AP50 ?? -1:F3}");
@@ -308,7 +341,7 @@ internal static class TrainCommand
             logger.ConsoleMinimum = LogLevel.Information;
             logger.LogInformation("trained {Steps} steps in {Minutes:F1} min this session ({Total:F1} min in all, {Reason})", result.Steps, clock.Elapsed.TotalMinutes,
                 result.Elapsed.TotalMinutes, result.StopReason == TrainingStopReason.TimeBudget ? "time budget reached" : "completed");
-            if (s.Validation is not null && s.Minutes is not null)
+            if (s.Validation is not null && r.TimeBudget is not null)
             {
                 var eval = ModelEvaluation.Evaluate(model, s.Validation, cancellationToken: ct);
                 logger.LogInformation("validation: box AP {BoxAp:F3} AP50 {BoxAp50:F3}, mask AP {MaskAp:F3} AP50 {MaskAp50:F3}",

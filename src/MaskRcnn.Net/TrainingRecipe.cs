@@ -1,0 +1,280 @@
+using System.Globalization;
+using MaskRcnn.Net.Backbones;
+using MaskRcnn.Net.Heads;
+using MaskRcnn.Net.Training;
+
+namespace MaskRcnn.Net;
+
+/// <summary>Where the backbone's starting weights come from when no <see cref="RecipeRequest.Weights"/> are given.</summary>
+public enum PretrainedChoice
+{
+    /// <summary>The ImageNet ResNet-18 when its file is found (<see cref="PretrainedBackbone.FindResNet18"/>), else from scratch.</summary>
+    Auto,
+
+    /// <summary>The ImageNet ResNet-18 (an error when its file is not found).</summary>
+    ImageNetResNet18,
+
+    /// <summary>Random initialisation: the from-scratch recipe (ResNet-18 with GroupNorm).</summary>
+    None,
+}
+
+/// <summary>What a caller tells <see cref="TrainingRecipe.For"/> besides the data.</summary>
+public sealed record RecipeRequest
+{
+    /// <summary>Weights to fine-tune (torchvision's COCO <c>maskrcnn_resnet50_fpn</c>), or null.</summary>
+    public string? Weights { get; init; }
+
+    /// <summary>The backbone's starting point when <see cref="Weights"/> is null (default <see cref="PretrainedChoice.Auto"/>).</summary>
+    public PretrainedChoice Pretrained { get; init; } = PretrainedChoice.Auto;
+
+    /// <summary>ResNet18.onnx, when not in a default location.</summary>
+    public string? PretrainedPath { get; init; }
+
+    /// <summary>Train for this long (the schedule is planned to end in time), or null.</summary>
+    public TimeSpan? TimeBudget { get; init; }
+
+    /// <summary>Train for this many epochs (with <see cref="TimeBudget"/>: a cap), or null for the recipe's choice.</summary>
+    public int? Epochs { get; init; }
+}
+
+/// <summary>One decision of a recipe: the setting, its value and why.</summary>
+/// <param name="Setting">The setting (named as the CLI option that overrides it).</param>
+/// <param name="Value">The value chosen.</param>
+/// <param name="Reason">Why, in terms of the data or the request.</param>
+public sealed record RecipeChoice(string Setting, string Value, string Reason)
+{
+    /// <inheritdoc/>
+    public override string ToString() => $"{Setting} {Value}: {Reason}";
+}
+
+/// <summary>
+/// Training settings chosen from the dataset and what the caller has (weights to fine-tune, the pretrained
+/// ImageNet ResNet-18, a time budget): image size from the images' sizes, anchors from the objects' sizes at that
+/// scale, backbone, norm layers, heads, sampling and schedule fitted to the starting point. The CLI's
+/// <c>maskrcnn train</c> and <c>maskrcnn demo</c> use the same recipe, so C# and the CLI agree; every value is a
+/// plain property to change with <c>with { … }</c>, and <see cref="Choices"/> says why each was picked.
+/// </summary>
+public sealed record TrainingRecipe
+{
+    /// <summary>Weights to fine-tune, or null.</summary>
+    public string? Weights { get; init; }
+
+    /// <summary>ResNet18.onnx to start the body from, or null (no ImageNet pretraining).</summary>
+    public string? PretrainedPath { get; init; }
+
+    /// <summary>ResNet depth (the pretrained file fixes 18).</summary>
+    public int Depth { get; init; } = 18;
+
+    /// <summary>Norm layers of the body.</summary>
+    public NormKind Norm { get; init; } = NormKind.GroupNorm;
+
+    /// <summary>Body stages trained (0–5).</summary>
+    public int TrainableLayers { get; init; } = 5;
+
+    /// <summary>FPN (and RPN head) channels.</summary>
+    public int FpnChannels { get; init; } = 128;
+
+    /// <summary>Shorter-side target of the resize.</summary>
+    public int ImageSize { get; init; } = 256;
+
+    /// <summary>Longer-side limit of the resize.</summary>
+    public int MaxSize { get; init; } = 256;
+
+    /// <summary>One anchor size per FPN level.</summary>
+    public IReadOnlyList<double> AnchorSizes { get; init; } = [16, 32, 64, 128, 256];
+
+    /// <summary>RoIs sampled per image for the box and mask heads.</summary>
+    public int RoIsPerImage { get; init; } = 64;
+
+    /// <summary>Box head representation size.</summary>
+    public int BoxHeadSize { get; init; } = 256;
+
+    /// <summary>Mask head convolution channels per layer.</summary>
+    public IReadOnlyList<int> MaskHead { get; init; } = [128, 128, 128, 128];
+
+    /// <summary>Initialisation of the box and mask predictors.</summary>
+    public PredictorInit PredictorInit { get; init; } = PredictorInit.SmallNormal;
+
+    /// <summary>Images per batch.</summary>
+    public int BatchSize { get; init; } = 4;
+
+    /// <summary>Base learning rate (SGD, momentum 0.9).</summary>
+    public double LearningRate { get; init; } = 0.02;
+
+    /// <summary>Linear warm-up steps.</summary>
+    public int WarmupSteps { get; init; } = 50;
+
+    /// <summary>Decay after warm-up.</summary>
+    public LearningRateDecay Decay { get; init; } = LearningRateDecay.Cosine;
+
+    /// <summary>Epochs (with <see cref="TimeBudget"/>: an upper bound).</summary>
+    public int Epochs { get; init; } = 8;
+
+    /// <summary>Time budget, or null.</summary>
+    public TimeSpan? TimeBudget { get; init; }
+
+    /// <summary>The decisions and their reasons, in the order they were made.</summary>
+    public IReadOnlyList<RecipeChoice> Choices { get; init; } = [];
+
+    /// <summary>Picks the settings for training on <paramref name="train"/>.</summary>
+    /// <exception cref="ArgumentException">The dataset is empty.</exception>
+    /// <exception cref="FileNotFoundException"><see cref="PretrainedChoice.ImageNetResNet18"/> was asked for and its file is missing.</exception>
+    public static TrainingRecipe For(IDetectionDataset train, RecipeRequest? request = null)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        request ??= new RecipeRequest();
+        if (train.Count == 0)
+        {
+            throw new ArgumentException("the training set has no images", nameof(train));
+        }
+
+        var choices = new List<RecipeChoice>();
+        void Choose(string setting, object value, string reason) =>
+            choices.Add(new RecipeChoice(setting, Convert.ToString(value, CultureInfo.InvariantCulture) ?? "", reason));
+
+        var recipe = new TrainingRecipe();
+        // ---- starting point, backbone and schedule ----
+        if (request.Weights is { } weights)
+        {
+            recipe = recipe with
+            {
+                Weights = weights, Depth = 50, Norm = NormKind.FrozenBatchNorm, TrainableLayers = 3, FpnChannels = 256,
+                BoxHeadSize = 1024, MaskHead = [256, 256, 256, 256], PredictorInit = PredictorInit.Torchvision,
+                LearningRate = 0.02 * 4 / 16, WarmupSteps = 100, Decay = LearningRateDecay.Step, Epochs = 12,
+            };
+            Choose("--weights", weights, "fine-tune as torchvision does: ResNet-50 with frozen batch norm, 3 trainable stages, torchvision's heads");
+            Choose("--lr", recipe.LearningRate, "torchvision's 0.02 for 16 images per batch, scaled to 4");
+        }
+        else
+        {
+            var path = request.Pretrained switch
+            {
+                PretrainedChoice.None => null,
+                PretrainedChoice.ImageNetResNet18 => request.PretrainedPath ?? PretrainedBackbone.FindResNet18() ?? throw new FileNotFoundException(
+                    $"--pretrained imagenet-resnet18: ResNet18.onnx not found in {string.Join(", ", PretrainedBackbone.ResNet18Candidates())}; " +
+                    $"restore a project with <PackageDownload Include=\"{PretrainedBackbone.ResNet18PackageId}\" Version=\"[{PretrainedBackbone.ResNet18PackageVersion}]\" />"),
+                _ => request.PretrainedPath ?? PretrainedBackbone.FindResNet18(),
+            };
+            if (path is not null)
+            {
+                recipe = recipe with { PretrainedPath = path, Norm = NormKind.FrozenBatchNorm, TrainableLayers = 5 };
+                Choose("--pretrained", "imagenet-resnet18", $"ImageNet ResNet-18 found ({path}): its body with frozen batch norm, all stages fine-tuned");
+            }
+            else
+            {
+                Choose("--pretrained", "none", request.Pretrained == PretrainedChoice.None
+                    ? "asked for: ResNet-18 with GroupNorm from scratch"
+                    : $"no ImageNet ResNet-18 found ({PretrainedBackbone.ResNet18PackageId} not restored): ResNet-18 with GroupNorm from scratch");
+            }
+
+            Choose("--lr", recipe.LearningRate, "SGD with batch 4, 50 warm-up steps, cosine decay to the end of the run");
+        }
+
+        // ---- image size from the images ----
+        var samples = Enumerable.Range(0, train.Count).Select(train.GetSample).ToList();
+        var longer = Median(samples.Select(s => (double)Math.Max(s.Width, s.Height)));
+        var cap = request.Weights is null ? 512 : 800;
+        var target = (int)Math.Clamp(Math.Round(longer / 32) * 32, 128, cap);
+        recipe = recipe with { ImageSize = target, MaxSize = target };
+        Choose("--min-size/--max-size", target,
+            $"the median image's longer side is {longer:0} px: longer sides are resized to {target} px (multiple of 32, at most {cap})");
+
+        // ---- anchors from the objects at that scale ----
+        var objects = new List<double>();
+        foreach (var s in samples)
+        {
+            var scale = Math.Min((double)target / Math.Min(s.Width, s.Height), (double)target / Math.Max(s.Width, s.Height));
+            objects.AddRange(s.Annotations.Where(a => !a.IsCrowd).Select(a => Math.Sqrt(Math.Max(1e-6, a.Box.Width * a.Box.Height)) * scale));
+        }
+
+        if (objects.Count > 0)
+        {
+            objects.Sort();
+            var small = objects[(int)(0.05 * (objects.Count - 1))];
+            var large = objects[^1];
+            var smallest = Math.Clamp(Math.Pow(2, Math.Round(Math.Log2(small))), 8, 64);
+            recipe = recipe with { AnchorSizes = Enumerable.Range(0, 5).Select(k => smallest * (1 << k)).ToArray() };
+            Choose("--anchor-sizes", string.Join(",", recipe.AnchorSizes),
+                $"objects are {objects[0]:0}–{large:0} px at that scale (5th percentile {small:0} px): five octaves from the power of two nearest it");
+        }
+        else
+        {
+            recipe = recipe with { AnchorSizes = [32, 64, 128, 256, 512] };
+            Choose("--anchor-sizes", "32,64,128,256,512", "no annotated objects: torchvision's anchors");
+        }
+
+        // ---- sampling from the objects per image ----
+        var perImage = samples.Max(s => s.Annotations.Count);
+        if (request.Weights is null)
+        {
+            var rois = perImage <= 4 ? 64 : perImage <= 16 ? 128 : 256;
+            recipe = recipe with { RoIsPerImage = rois };
+            Choose("--rois-per-image", rois, $"at most {perImage} objects per image; small heads (FPN 128, box head 256, mask head 4×128) fit 2 CPU cores");
+        }
+        else
+        {
+            recipe = recipe with { RoIsPerImage = perImage <= 16 ? 256 : 512 };
+            Choose("--rois-per-image", recipe.RoIsPerImage, $"at most {perImage} objects per image");
+        }
+
+        // ---- length ----
+        var batches = (train.Count + recipe.BatchSize - 1) / recipe.BatchSize;
+        if (request.TimeBudget is { } budget)
+        {
+            recipe = recipe with { TimeBudget = budget, Epochs = request.Epochs ?? 1000 };
+            Choose("--minutes", budget.TotalMinutes.ToString("0.#", CultureInfo.InvariantCulture), "the step count is planned from the measured step time so that the decay ends in time");
+        }
+        else if (request.Epochs is { } epochs)
+        {
+            recipe = recipe with { Epochs = epochs };
+        }
+        else
+        {
+            Choose("--epochs", recipe.Epochs, $"{recipe.Epochs * batches} steps of {recipe.BatchSize} images");
+        }
+
+        recipe = recipe with { WarmupSteps = Math.Min(recipe.WarmupSteps, Math.Max(1, batches * 2)) };
+        return recipe with { Choices = choices };
+    }
+
+    /// <summary>A builder for this recipe's model (classes from the dataset: index 0 is the background).</summary>
+    public MaskRcnnBuilder CreateBuilder(IReadOnlyList<string> classNames)
+    {
+        ArgumentNullException.ThrowIfNull(classNames);
+        var builder = new MaskRcnnBuilder()
+            .WithClasses([.. classNames.Skip(1)])
+            .WithBackbone(Depth, Norm, TrainableLayers, outChannels: FpnChannels)
+            .WithImageSize(ImageSize, MaxSize)
+            .WithAnchors(AnchorSizes.Select(a => (IReadOnlyList<double>)[a]).ToArray(),
+                Enumerable.Repeat<IReadOnlyList<double>>([0.5, 1.0, 2.0], AnchorSizes.Count).ToArray())
+            .WithRpn(new RpnOptions(PreNmsTopNTrain: 1000, PostNmsTopNTrain: 1000, PreNmsTopNTest: 1000, PostNmsTopNTest: 500))
+            .WithRoIHeads(new RoIHeadsOptions(BatchSizePerImage: RoIsPerImage))
+            .WithHeadSizes(BoxHeadSize, MaskHead, MaskHead[^1])
+            .WithPredictorInit(PredictorInit);
+        if (PretrainedPath is not null)
+        {
+            builder.WithPretrainedBackbone(PretrainedPath);
+        }
+
+        if (Weights is not null)
+        {
+            builder.WithWeights(Weights, strict: true, skipShapeMismatches: true);
+        }
+
+        return builder;
+    }
+
+    /// <summary>The trainer's options for this recipe (checkpointing and the like added by the caller).</summary>
+    public TrainerOptions CreateTrainerOptions() =>
+        new(Epochs: Epochs, LearningRate: LearningRate, WarmupIterations: WarmupSteps)
+        {
+            Decay = Decay,
+            TimeBudget = TimeBudget,
+        };
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}

@@ -1,0 +1,74 @@
+using MaskRcnn.Net.Backbones;
+using MaskRcnn.Net.Training;
+
+namespace MaskRcnn.Net.Tests;
+
+/// <summary>
+/// The recipe picked from the shipped brain-MRI training set. Expected values were computed separately from the COCO
+/// JSON with a few lines of Python: median longer side 256 px; boxes at that scale 12.4–91.0 px with a 5th percentile
+/// of 17.4 px (nearest power of two 16); at most 2 objects per image.
+/// </summary>
+public class TrainingRecipeTests
+{
+    private static IDetectionDataset Train() => CocoDataset.Load(RepoPaths.Get("data", "brain-tumor", "train", "annotations.json"),
+        RepoPaths.Get("data", "brain-tumor", "train", "images"));
+
+    [Fact]
+    public void Sizes_anchors_and_sampling_come_from_the_data()
+    {
+        var recipe = TrainingRecipe.For(Train(), new RecipeRequest { Pretrained = PretrainedChoice.None });
+        (recipe.ImageSize, recipe.MaxSize).Should().Be((256, 256));
+        recipe.AnchorSizes.Should().Equal(16, 32, 64, 128, 256);
+        recipe.RoIsPerImage.Should().Be(64);
+        recipe.PretrainedPath.Should().BeNull();
+        (recipe.Depth, recipe.Norm, recipe.TrainableLayers).Should().Be((18, NormKind.GroupNorm, 5));
+        recipe.Choices.Select(c => c.Setting).Should().Contain(["--pretrained", "--min-size/--max-size", "--anchor-sizes", "--rois-per-image", "--epochs"]);
+        recipe.Choices.Single(c => c.Setting == "--anchor-sizes").Reason.Should().Contain("12–91 px").And.Contain("17 px");
+        recipe.Choices.Should().OnlyContain(c => c.Reason.Length > 10, "every choice says why");
+    }
+
+    [Fact]
+    public void The_pretrained_backbone_is_used_when_found_and_weights_mean_fine_tuning()
+    {
+        var train = Train();
+        var auto = TrainingRecipe.For(train);
+        auto.PretrainedPath.Should().Be(PretrainedBackbone.FindResNet18(), "the test project restores the package");
+        (auto.Norm, auto.Depth).Should().Be((NormKind.FrozenBatchNorm, 18));
+
+        var fineTune = TrainingRecipe.For(train, new RecipeRequest { Weights = "coco.pth" });
+        fineTune.Weights.Should().Be("coco.pth");
+        fineTune.PretrainedPath.Should().BeNull();
+        (fineTune.Depth, fineTune.Norm, fineTune.TrainableLayers, fineTune.LearningRate).Should().Be((50, NormKind.FrozenBatchNorm, 3, 0.005));
+
+        var budget = TrainingRecipe.For(train, new RecipeRequest { Pretrained = PretrainedChoice.None, TimeBudget = TimeSpan.FromMinutes(5) });
+        budget.TimeBudget.Should().Be(TimeSpan.FromMinutes(5));
+        budget.CreateTrainerOptions().TimeBudget.Should().Be(TimeSpan.FromMinutes(5));
+        budget.CreateTrainerOptions().Decay.Should().Be(LearningRateDecay.Cosine);
+    }
+
+    [Fact]
+    public void The_builder_follows_the_recipe()
+    {
+        var train = Train();
+        var recipe = TrainingRecipe.For(train) with { FpnChannels = 32, BoxHeadSize = 64, MaskHead = [16, 16] };
+        using var model = recipe.CreateBuilder(train.ClassNames).WithSeed(0).Build();
+        var c = model.Config;
+        c.ClassNames.Should().Equal(train.ClassNames);
+        c.AnchorSizes.Select(a => a.Single()).Should().Equal(recipe.AnchorSizes);
+        c.Transform.MinSizes.Should().Equal(256);
+        c.Transform.MaxSize.Should().Be(256);
+        c.Backbone.StageBlocks.Should().Equal(2, 2, 2, 3);
+        c.Backbone.OutChannels.Should().Be(32);
+        c.RoIHeads.BatchSizePerImage.Should().Be(64);
+        c.MaskHeadLayers.Should().Equal(16, 16);
+    }
+
+    [Fact]
+    public void Asking_for_the_pretrained_backbone_without_its_file_says_how_to_get_it()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"mr_none_{Guid.NewGuid():N}.onnx");
+        var recipe = TrainingRecipe.For(Train(), new RecipeRequest { Pretrained = PretrainedChoice.ImageNetResNet18, PretrainedPath = missing });
+        FluentActions.Invoking(() => recipe.CreateBuilder(["__background__", "tumor"])).Should().Throw<FileNotFoundException>()
+            .Which.Message.Should().Contain(missing);
+    }
+}
