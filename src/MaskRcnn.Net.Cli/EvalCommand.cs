@@ -25,11 +25,12 @@ internal static class EvalCommand
         var jsonOut = new Option<string?>("--json") { Description = "write {\"bbox\":{\"AP\":..},\"segm\":{..}} here" };
         var scoreThreshold = new Option<double?>("--score-threshold") { Description = "minimum detection score (default: the model's)" };
         var nmsThreshold = new Option<double?>("--nms-threshold") { Description = "per-class NMS IoU threshold of the detections (default: the model's)" };
+        var suppress = PredictCommand.SuppressOption();
         var threads = new Option<int?>("--threads");
         var normEps = PredictCommand.NormEpsOption();
         var command = new Command("eval", "Evaluate a model with COCO's box and mask AP")
         {
-            weights, detections, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, scoreThreshold, nmsThreshold, threads, normEps,
+            weights, detections, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, scoreThreshold, nmsThreshold, suppress, threads, normEps,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -56,7 +57,7 @@ internal static class EvalCommand
             }
             else
             {
-                using var model = PredictCommand.LoadModel(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(normEps), parse.GetValue(nmsThreshold));
+                using var model = PredictCommand.LoadModel(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(normEps), parse.GetValue(nmsThreshold), parse.GetValue(suppress));
                 CheckClasses(model, dataset);
                 result = Run(model, dataset, parse.GetValue(overlayDir), ct);
             }

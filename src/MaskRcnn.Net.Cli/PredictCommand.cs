@@ -22,23 +22,24 @@ internal static class PredictCommand
         var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its detections drawn here" };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads" };
         var normEps = NormEpsOption();
+        var suppress = SuppressOption();
         var images = new Argument<string[]>("IMAGE") { Arity = ArgumentArity.OneOrMore, Description = "JPEG or PNG files" };
         var command = new Command("predict", "Detect and segment objects in images")
         {
-            weights, numClasses, scoreThreshold, warmup, json, overlayDir, threads, normEps, images,
+            weights, numClasses, scoreThreshold, warmup, json, overlayDir, threads, normEps, suppress, images,
         };
         command.SetAction(parse => Run(
             parse.GetValue(weights)!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
-            parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps)));
+            parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps), parse.GetValue(suppress)));
         return command;
     }
 
     private static int Run(string weights, int? numClasses, double scoreThreshold, bool warmup, string jsonPath,
-        string? overlayDir, int? threads, string[] images, double normEps)
+        string? overlayDir, int? threads, string[] images, double normEps, string? suppress)
     {
         Program.SetThreads(threads);
 
-        using var model = LoadModel(weights, numClasses, scoreThreshold, normEps);
+        using var model = LoadModel(weights, numClasses, scoreThreshold, normEps, suppressContained: suppress);
         if (overlayDir is not null)
         {
             Directory.CreateDirectory(overlayDir);
@@ -95,7 +96,24 @@ internal static class PredictCommand
         DefaultValueFactory = _ => 1e-5,
     };
 
-    internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5, double? nmsThreshold = null)
+    /// <summary>The --suppress-contained option: a containment fraction in (0, 1], or off; unset keeps the model's setting.</summary>
+    internal static Option<string?> SuppressOption() => new("--suppress-contained")
+    {
+        Description = "drop detections lying at least this fraction (0-1] inside a higher-scoring one of the same class, or 'off' (default: the model's setting)",
+    };
+
+    /// <summary>Applies a --suppress-contained value (null: keep) to a configuration.</summary>
+    internal static MaskRcnnConfig ApplySuppress(MaskRcnnConfig c, string? value) => value switch
+    {
+        null => c,
+        "off" or "none" => c with { SuppressContained = null },
+        _ when double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var f) && f > 0 && f <= 1 =>
+            c with { SuppressContained = f },
+        _ => throw new ArgumentException($"--suppress-contained {value}: expected a fraction in (0, 1] or 'off'"),
+    };
+
+    internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5, double? nmsThreshold = null,
+        string? suppressContained = null)
     {
         if (!File.Exists(weights))
         {
@@ -110,14 +128,14 @@ internal static class PredictCommand
                 throw new ArgumentException($"--num-classes {numClasses} does not match the saved model's {savedClasses} classes");
             }
 
-            return MaskRcnnModel.Load(weights, configure: c => c with
+            return MaskRcnnModel.Load(weights, configure: c => ApplySuppress(c with
             {
                 RoIHeads = c.RoIHeads with
                 {
                     ScoreThreshold = scoreThreshold ?? c.RoIHeads.ScoreThreshold,
                     NmsThreshold = nmsThreshold ?? c.RoIHeads.NmsThreshold,
                 },
-            });
+            }, suppressContained));
         }
 
         var builder = new MaskRcnnBuilder().WithNumClasses(numClasses ?? 91)
@@ -133,6 +151,7 @@ internal static class PredictCommand
             builder.WithNmsThreshold(n);
         }
 
+        builder.Configure(c => ApplySuppress(c, suppressContained));
         return builder.Build();
     }
 }

@@ -158,6 +158,12 @@ public sealed class MaskRcnnBuilder
     public MaskRcnnBuilder WithMaskThreshold(double threshold) => Configure(c => c with { MaskThreshold = threshold });
 
     /// <summary>
+    /// Drops nested duplicates: detections lying at least <paramref name="containment"/> inside a higher-scoring
+    /// detection of the same class (null: off). See <see cref="DuplicateSuppression"/>.
+    /// </summary>
+    public MaskRcnnBuilder WithDuplicateSuppression(double? containment) => Configure(c => c with { SuppressContained = containment });
+
+    /// <summary>
     /// Weights to load after building: a torchvision state dict (.pth / .safetensors) or a model saved with
     /// <see cref="MaskRcnnModel.Save"/>. With <paramref name="skipShapeMismatches"/>, layers whose shape differs
     /// (the class-specific predictors when fine-tuning COCO weights on other classes) keep their initialisation.

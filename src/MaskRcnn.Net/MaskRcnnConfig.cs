@@ -70,6 +70,12 @@ public sealed record MaskRcnnConfig
     /// <summary>Mask probability above which a pixel belongs to the instance.</summary>
     public double MaskThreshold { get; init; } = 0.5;
 
+    /// <summary>
+    /// When set, a detection whose mask lies at least this fraction inside the mask of a higher-scoring detection of
+    /// the same class is dropped as a nested duplicate (<see cref="DuplicateSuppression"/>); null (default): off.
+    /// </summary>
+    public double? SuppressContained { get; init; }
+
     /// <summary>Representation size of the box head.</summary>
     public int BoxHeadSize { get; init; } = 1024;
 
@@ -104,6 +110,11 @@ public sealed record MaskRcnnConfig
         if (MaskThreshold is < 0 or > 1 || double.IsNaN(MaskThreshold))
         {
             throw new ArgumentException($"MaskThreshold must be in [0, 1], got {MaskThreshold}", nameof(MaskThreshold));
+        }
+
+        if (SuppressContained is { } sc && !(sc > 0 && sc <= 1))
+        {
+            throw new ArgumentException($"SuppressContained must be in (0, 1] or null, got {sc}", nameof(SuppressContained));
         }
 
         if (MaskHeadLayers.Count == 0 || MaskHeadLayers.Any(c => c < 1) || MaskPredictorChannels < 1 || BoxHeadSize < 1)

@@ -262,7 +262,7 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
                 label, Config.ClassName(label), scores[i], mask));
         }
 
-        return new ImageDetections(width, height, list);
+        return new ImageDetections(width, height, Config.SuppressContained is { } containment ? DuplicateSuppression.Apply(list, containment) : list);
     }
 
     /// <summary>
