@@ -248,6 +248,25 @@ internal static class TrainCommand
         return builder;
     }
 
+    /// <summary>Draws DIR/training.png; a drawing failure is logged, never fails the run.</summary>
+    private static void SaveChart(TrainingChart? chart, ILogger logger)
+    {
+        if (chart is null)
+        {
+            return;
+        }
+
+        try
+        {
+            chart.Save();
+            logger.LogInformation("training chart {Path}", chart.PngPath);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning("could not draw {Path}: {Message}", chart.PngPath, e.Message);
+        }
+    }
+
     /// <summary>Builds (or restores), trains, validates and saves; returns the trained model (evaluation mode).</summary>
     public static MaskRcnnModel Run(TrainSettings s, CancellationToken ct)
     {
@@ -294,6 +313,7 @@ internal static class TrainCommand
         }
 
         var model = builder.Build();
+        TrainingChart? chart = null;
         try
         {
             if (resuming)
@@ -328,12 +348,14 @@ internal static class TrainCommand
             }
 
             var clock = Stopwatch.StartNew();
-            var result = trainer.Train(loader, bar, summary =>
+            chart = new TrainingChart(s.OutputDir, bar, resuming);
+            var result = trainer.Train(loader, chart, summary =>
             {
                 logger.Always($"epoch {summary.Epoch + 1}: mean loss {summary.MeanTotalLoss:F4} ({summary.Duration.TotalSeconds:F0} s)");
                 if (s.Validation is not null && (summary.Epoch == r.Epochs - 1 || (summary.Epoch + 1) % s.ValidateEvery == 0))
                 {
                     var eval = ModelEvaluation.Evaluate(model, s.Validation, cancellationToken: ct);
+                    chart.ReportValidation(chart.LastStep, summary.Epoch, eval.Boxes.AP, eval.Masks?.AP);
                     logger.Always($"epoch {summary.Epoch + 1} validation: box AP {eval.Boxes.AP:F3} AP50 {eval.Boxes.AP50:F3}, mask AP {eval.Masks?.AP ?? -1:F3} AP50 {eval.Masks?.AP50 ?? -1:F3}");
                 }
             }, ct);
@@ -344,10 +366,12 @@ internal static class TrainCommand
             if (s.Validation is not null && r.TimeBudget is not null)
             {
                 var eval = ModelEvaluation.Evaluate(model, s.Validation, cancellationToken: ct);
+                chart.ReportValidation(chart.LastStep, (int)(chart.LastStep / Math.Max(1, loader.BatchCount)), eval.Boxes.AP, eval.Masks?.AP);
                 logger.LogInformation("validation: box AP {BoxAp:F3} AP50 {BoxAp50:F3}, mask AP {MaskAp:F3} AP50 {MaskAp50:F3}",
                     eval.Boxes.AP, eval.Boxes.AP50, eval.Masks?.AP ?? -1, eval.Masks?.AP50 ?? -1);
             }
 
+            SaveChart(chart, logger);
             model.Save(s.ModelPath);
             logger.LogInformation("saved {Path} (+ {Json}); training log {Log}", s.ModelPath, Path.ChangeExtension(s.ModelPath, ".json"), s.LogPath);
             return model;
@@ -355,6 +379,7 @@ internal static class TrainCommand
         catch (OperationCanceledException)
         {
             logger.ClearBar();
+            SaveChart(chart, logger);
             model.Dispose();
             Console.Error.WriteLine($"interrupted: continue with the same command plus --resume (checkpoint {s.CheckpointPath})");
             throw;

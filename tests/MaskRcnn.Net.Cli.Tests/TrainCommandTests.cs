@@ -64,8 +64,21 @@ public sealed class TrainCommandTests : IDisposable
         interrupted.Step.Should().BeGreaterThanOrEqualTo(3, "at least the first epoch (3 steps) was saved");
         File.Exists(Path.Combine(outDir, "model.safetensors")).Should().BeFalse("the final model is only written when training completes");
 
-        Program.Main([.. TrainArgs(outDir), "--resume"]).Should().Be(0);
+        Program.Main([.. TrainArgs(outDir), "--resume", "--val", Path.Combine(Mini, "annotations.json"), "--val-images", Path.Combine(Mini, "images")]).Should().Be(0);
         var done = TrainingCheckpoint.ReadState(checkpoint);
+
+        // The history of both sessions: every loss of every step, the validation after the last epoch, and its picture.
+        var rows = File.ReadAllLines(Path.Combine(outDir, "training.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        rows.Where(r => r[2] == "loss_mask").Select(r => long.Parse(r[0], System.Globalization.CultureInfo.InvariantCulture)).Distinct().Order()
+            .Should().Equal(Enumerable.Range(1, 24).Select(i => (long)i));
+        rows.Select(r => r[2]).Distinct().Should().Contain(["loss", "loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask", "val box AP", "val mask AP"]);
+        rows.Where(r => r[2] == "val mask AP").Select(r => r[0]).Should().EndWith("24", "validation every 4 epochs (12 steps) and after the last")
+            .And.OnlyContain(step => step == "12" || step == "24");
+        using (var png = MaskRcnn.Net.Core.Imaging.ImageCodec.Decode(Path.Combine(outDir, "training.png")))
+        {
+            png.Shape.Should().Equal(4, 560, 1000);
+        }
+
         done.Should().BeEquivalentTo(new { Epoch = 8, NextBatch = 0, Step = 24L, TotalSteps = 24L });
         File.ReadAllText(Path.Combine(outDir, "train.log")).Should().Contain("resumed from").And.Contain($"epoch {interrupted.Epoch}, batch {interrupted.NextBatch}");
         MaskRcnnModel.IsSavedModel(Path.Combine(outDir, "model.safetensors")).Should().BeTrue();
