@@ -17,54 +17,116 @@ public sealed class TrainCommandTests : IDisposable
 
     private static readonly string Mini = RepoPaths.Get("tests", "MaskRcnn.Net.Training.Tests", "data", "brain-tumor-mini");
 
-    private string[] TrainArgs(string outDir) =>
+    private static string[] TrainArgs(string outDir, string images) =>
     [
-        "train", "--train", Path.Combine(Mini, "annotations.json"), "--images", Path.Combine(Mini, "images"), "--out", outDir,
+        "train", "--train", Path.Combine(Mini, "annotations.json"), "--images", images, "--out", outDir,
         "--epochs", "8", "--batch-size", "2", "--min-size", "96", "--max-size", "96", "--backbone", "resnet18", "--norm", "GroupNorm",
         "--fpn-channels", "32", "--rois-per-image", "32", "--box-head-size", "64", "--mask-head", "16,16", "--warmup", "2", "--threads", "1",
     ];
 
+    /// <summary>
+    /// The interrupt is made certain rather than likely (the run is short; on a busy machine it could finish before
+    /// a signal sent "after the first checkpoint" arrives): one image of a copy of the data is a named pipe, so every
+    /// epoch's loading of it waits for this test to write the image. The first epoch gets it at once; the second
+    /// epoch's read starts (after the first epoch's checkpoint), the test sends SIGINT, and only then writes the image.
+    /// </summary>
     [Fact]
     public async Task Training_interrupted_by_ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run()
     {
         var outDir = Path.Combine(dir, "run");
         var checkpoint = Path.Combine(outDir, "checkpoint.safetensors");
+        var images = Path.Combine(dir, "images");
+        Directory.CreateDirectory(images);
+        foreach (var file in Directory.GetFiles(Path.Combine(Mini, "images")))
+        {
+            File.Copy(file, Path.Combine(images, Path.GetFileName(file)));
+        }
+
+        var piped = Path.Combine(images, "00124_10.jpg");
+        var pipedBytes = File.ReadAllBytes(piped);
+        File.Delete(piped);
+        using (var mkfifo = Process.Start("mkfifo", [piped]))
+        {
+            mkfifo.WaitForExit();
+            mkfifo.ExitCode.Should().Be(0);
+        }
+
         var cli = Path.Combine(AppContext.BaseDirectory, "maskrcnn.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         start.ArgumentList.Add(cli);
-        foreach (var a in TrainArgs(outDir))
+        foreach (var a in TrainArgs(outDir, images))
         {
             start.ArgumentList.Add(a);
         }
 
+        // Opening a pipe for writing waits until the trainer opens it for reading.
+        Task<FileStream> OpenWriter() => Task.Run(() => new FileStream(piped, FileMode.Open, FileAccess.Write));
         using (var process = Process.Start(start)!)
         {
             var stderr = process.StandardError.ReadToEndAsync();
             var stdout = process.StandardOutput.ReadToEndAsync();
-            var clock = Stopwatch.StartNew();
-            while (!File.Exists(checkpoint) && !process.HasExited && clock.Elapsed < TimeSpan.FromMinutes(3))
+            var hangGuard = Stopwatch.StartNew(); // only against hangs: the run takes seconds
+            async Task<FileStream> Opened(Task<FileStream> open, string what)
             {
-                await Task.Delay(100);
+                while (!open.IsCompleted && !process.HasExited && hangGuard.Elapsed < TimeSpan.FromMinutes(5))
+                {
+                    await Task.WhenAny(open, Task.Delay(100));
+                }
+
+                open.IsCompleted.Should().BeTrue($"{what}; stderr: {(process.HasExited ? await stderr : "(running)")}");
+                return await open;
             }
 
-            File.Exists(checkpoint).Should().BeTrue($"the first epoch's checkpoint appears; stderr: {(process.HasExited ? await stderr : "")}");
+            await using (var first = await Opened(OpenWriter(), "the first epoch reads the piped image"))
+            {
+                await first.WriteAsync(pipedBytes);
+            }
+
+            // A writer opened while the first epoch's reader still holds the pipe would join that read: wait until
+            // the child has closed it (its /proc/PID/fd no longer points at the pipe).
+            bool ChildHoldsPipe() => Directory.EnumerateFiles($"/proc/{process.Id}/fd").Any(fd =>
+            {
+                try
+                {
+                    return new FileInfo(fd).LinkTarget == piped;
+                }
+                catch (IOException)
+                {
+                    return false; // the descriptor closed while listing
+                }
+            });
+
+            while (!process.HasExited && ChildHoldsPipe() && hangGuard.Elapsed < TimeSpan.FromMinutes(5))
+            {
+                await Task.Delay(20);
+            }
+
+            var second = await Opened(OpenWriter(), "the second epoch reads the piped image");
+            File.Exists(checkpoint).Should().BeTrue("the first epoch's checkpoint is written before the second epoch loads");
             using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
             {
                 kill.WaitForExit();
             }
 
-            process.WaitForExit(120_000).Should().BeTrue("Ctrl+C stops training after the current iteration");
+            await using (second)
+            {
+                await second.WriteAsync(pipedBytes);
+            }
+
+            process.WaitForExit(300_000).Should().BeTrue("Ctrl+C stops training (hang guard only)");
             var log = await stderr + await stdout;
             process.ExitCode.Should().Be(130, log);
             log.Should().Contain("--resume");
         }
 
+        File.Delete(piped);
+        File.WriteAllBytes(piped, pipedBytes);
         var interrupted = TrainingCheckpoint.ReadState(checkpoint);
         interrupted.Epoch.Should().BeLessThan(8, "the run was stopped early");
         interrupted.Step.Should().BeGreaterThanOrEqualTo(3, "at least the first epoch (3 steps) was saved");
         File.Exists(Path.Combine(outDir, "model.safetensors")).Should().BeFalse("the final model is only written when training completes");
 
-        Program.Main([.. TrainArgs(outDir), "--resume", "--val", Path.Combine(Mini, "annotations.json"), "--val-images", Path.Combine(Mini, "images")]).Should().Be(0);
+        Program.Main([.. TrainArgs(outDir, images), "--resume", "--val", Path.Combine(Mini, "annotations.json"), "--val-images", Path.Combine(Mini, "images")]).Should().Be(0);
         var done = TrainingCheckpoint.ReadState(checkpoint);
 
         // The history of both sessions: every loss of every step, the validation after the last epoch, and its picture.
@@ -142,6 +204,6 @@ public sealed class TrainCommandTests : IDisposable
     [Fact]
     public void Epochs_and_minutes_together_are_refused()
     {
-        Program.Main([.. TrainArgs(Path.Combine(dir, "x")), "--minutes", "1"]).Should().NotBe(0);
+        Program.Main([.. TrainArgs(Path.Combine(dir, "x"), Path.Combine(Mini, "images")), "--minutes", "1"]).Should().NotBe(0);
     }
 }
