@@ -85,6 +85,8 @@ dotnet new console -o "$work/app" -n SmokeApp --framework net10.0 >/dev/null
 cd "$work/app"
 step "dotnet add package MaskRcnn.Net --version $version"
 dotnet add package MaskRcnn.Net --version "$version" >/dev/null
+# The ImageNet ResNet-18, fetched without referencing ML.NET; MaskRcnn.Net's build targets copy it to bin/.
+sed -i 's|</Project>|  <ItemGroup><PackageDownload Include="Microsoft.ML.DnnImageFeaturizer.ResNet18" Version="[0.24.0]" /></ItemGroup>\n</Project>|' SmokeApp.csproj
 cat > Program.cs <<'CS'
 using MaskRcnn.Net;
 using MaskRcnn.Net.Backbones;
@@ -140,6 +142,19 @@ var shim = File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSpli
 Console.WriteLine($"native shim loaded from {shim}");
 Check(shim == Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libmaskrcnn_native.so"),
     $"shim loaded from {shim}, expected {AppContext.BaseDirectory}runtimes/linux-x64/native/");
+
+// The ImageNet ResNet-18: copied to bin/ by MaskRcnn.Net's build targets, found there first, loaded onto the body.
+var onnx = Path.Combine(AppContext.BaseDirectory, PretrainedBackbone.ResNet18RelativePath);
+Check(File.Exists(onnx), $"{onnx} not copied to the output folder");
+Check(PretrainedBackbone.FindResNet18() == onnx, $"FindResNet18() gave {PretrainedBackbone.FindResNet18()}, expected {onnx}");
+using (var pretrained = new MaskRcnnBuilder().WithClasses("tumor").WithImageSize(128, 128).WithPretrainedBackbone().Build())
+{
+    Check(pretrained.Config.Backbone.StageBlocks is [2, 2, 2, 3], "the pretrained body's block layout");
+    Console.WriteLine($"pretrained backbone: {pretrained.Config.Backbone}");
+}
+
+Check(!Directory.EnumerateFiles(AppContext.BaseDirectory, "Microsoft.ML*.dll").Any() && !File.Exists(Path.Combine(AppContext.BaseDirectory, "Newtonsoft.Json.dll")),
+    "ML.NET's assemblies reached the app (the package must be fetched, not referenced)");
 
 model.Save(savePath);
 Check(File.Exists(savePath), "model not saved");

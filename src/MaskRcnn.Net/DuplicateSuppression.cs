@@ -3,19 +3,19 @@ using MaskRcnn.Net.Core.Masks;
 namespace MaskRcnn.Net;
 
 /// <summary>
-/// Removes nested duplicates: a detection whose mask lies mostly inside the mask of a higher-scoring detection of the
-/// same class. Box NMS keeps them, because a small box inside a large one has a small box IoU (a 40-px box inside a
-/// 100-px box: IoU 0.16). Measured by containment — |A ∩ B| / |B| for the lower-scoring B, pycocotools' crowd IoU —
-/// on the full-size masks (on the boxes for detections without masks).
+/// Removes nested duplicates: a detection nested with a higher-scoring detection of the same class — lying mostly
+/// inside it, or holding it mostly inside itself. Box NMS keeps them, because a small box inside a large one has a
+/// small box IoU (a 40-px box inside a 100-px box: IoU 0.16). Measured by containment, |A ∩ B| / min(|A|, |B|) (the
+/// overlap over the smaller area), on the full-size masks (on the boxes for detections without masks).
 /// </summary>
 public static class DuplicateSuppression
 {
     /// <summary>
-    /// The detections (sorted by decreasing score) without those that lie at least <paramref name="containment"/>
-    /// inside a kept detection of the same class, in the same order.
+    /// The detections (sorted by decreasing score) without those nested with a kept detection of the same class: the
+    /// overlap is at least <paramref name="containment"/> of the smaller of the two areas. Order is kept.
     /// </summary>
     /// <param name="detections">Detections sorted by decreasing score.</param>
-    /// <param name="containment">Fraction in (0, 1] of a detection's area inside a better one that makes it a duplicate.</param>
+    /// <param name="containment">Fraction in (0, 1] of the smaller area inside the other that makes a duplicate.</param>
     public static IReadOnlyList<Detection> Apply(IReadOnlyList<Detection> detections, double containment)
     {
         ArgumentNullException.ThrowIfNull(detections);
@@ -38,18 +38,20 @@ public static class DuplicateSuppression
         return kept.Select(k => k.Detection).ToList();
     }
 
-    /// <summary>The fraction of <paramref name="inner"/>'s area inside <paramref name="outer"/>.</summary>
-    private static double Contained(Detection inner, Rle? innerRle, Detection outer, Rle? outerRle)
+    /// <summary>|A ∩ B| / min(|A|, |B|): how far the smaller of the two lies inside the other.</summary>
+    private static double Contained(Detection a, Rle? aRle, Detection b, Rle? bRle)
     {
-        if (innerRle is not null && outerRle is not null)
+        if (aRle is not null && bRle is not null)
         {
-            return innerRle.Area == 0 ? 1 : Rle.Iou(innerRle, outerRle, isCrowd: true);
+            var smaller = Math.Min(aRle.Area, bRle.Area);
+            // pycocotools' crowd IoU of a against b is |a ∩ b| / |a|.
+            return smaller == 0 ? 1 : aRle.Area == 0 ? 1 : Rle.Iou(aRle, bRle, isCrowd: true) * aRle.Area / smaller;
         }
 
-        var (a, b) = (inner.Box, outer.Box);
-        var w = Math.Min(a.X2, b.X2) - Math.Max(a.X1, b.X1);
-        var h = Math.Min(a.Y2, b.Y2) - Math.Max(a.Y1, b.Y1);
-        var area = (double)a.Width * a.Height;
+        var (p, q) = (a.Box, b.Box);
+        var w = Math.Min(p.X2, q.X2) - Math.Max(p.X1, q.X1);
+        var h = Math.Min(p.Y2, q.Y2) - Math.Max(p.Y1, q.Y1);
+        var area = Math.Min((double)p.Width * p.Height, (double)q.Width * q.Height);
         return area <= 0 ? 1 : Math.Max(0, w) * Math.Max(0, h) / area;
     }
 }

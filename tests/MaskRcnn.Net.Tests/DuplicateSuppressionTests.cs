@@ -40,6 +40,15 @@ public class DuplicateSuppressionTests
     }
 
     [Fact]
+    public void A_lower_scoring_detection_that_holds_a_better_one_is_dropped_too()
+    {
+        var small = Square(4, 4, 4, 1, 0.95f);      // 16 px
+        var enclosing = Square(2, 2, 10, 1, 0.6f);  // 100 px holding all of `small`: overlap / smaller area = 1
+        var wide = Square(6, 6, 10, 1, 0.5f);       // 100 px holding 4 of small's 16 px: 0.25
+        DuplicateSuppression.Apply([small, enclosing, wide], 0.8).Should().Equal(small, wide);
+    }
+
+    [Fact]
     public void Without_masks_boxes_are_compared()
     {
         var big = new Detection(new BoundingBox(0, 0, 10, 10), 1, "a", 0.9f, null);
