@@ -25,8 +25,8 @@ internal static class Program
             if (!interrupt.IsCancellationRequested)
             {
                 context.Cancel = true;
+                interrupt.Cancel(); // before the message: whoever reads the message may rely on the token being cancelled
                 Console.Error.WriteLine("maskrcnn: stopping after the current step (press Ctrl+C again to quit at once)");
-                interrupt.Cancel();
             }
         }
 

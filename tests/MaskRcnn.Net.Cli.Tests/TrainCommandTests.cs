@@ -63,8 +63,33 @@ public sealed class TrainCommandTests : IDisposable
         Task<FileStream> OpenWriter() => Task.Run(() => new FileStream(piped, FileMode.Open, FileAccess.Write));
         using (var process = Process.Start(start)!)
         {
-            var stderr = process.StandardError.ReadToEndAsync();
+            // Read line by line: the test waits for the CLI to acknowledge SIGINT before it feeds the pipe again.
+            var output = new System.Text.StringBuilder();
+            var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var stderrLines = Task.Run(async () =>
+            {
+                while (await process.StandardError.ReadLineAsync() is { } line)
+                {
+                    lock (output)
+                    {
+                        output.AppendLine(line);
+                    }
+
+                    if (line.Contains("stopping after the current step", StringComparison.Ordinal))
+                    {
+                        acknowledged.TrySetResult();
+                    }
+                }
+            });
             var stdout = process.StandardOutput.ReadToEndAsync();
+            string Output()
+            {
+                lock (output)
+                {
+                    return output.ToString();
+                }
+            }
+
             var hangGuard = Stopwatch.StartNew(); // only against hangs: the run takes seconds
             async Task<FileStream> Opened(Task<FileStream> open, string what)
             {
@@ -73,7 +98,7 @@ public sealed class TrainCommandTests : IDisposable
                     await Task.WhenAny(open, Task.Delay(100));
                 }
 
-                open.IsCompleted.Should().BeTrue($"{what}; stderr: {(process.HasExited ? await stderr : "(running)")}");
+                open.IsCompleted.Should().BeTrue($"{what}; stderr so far: {Output()}");
                 return await open;
             }
 
@@ -108,13 +133,30 @@ public sealed class TrainCommandTests : IDisposable
                 kill.WaitForExit();
             }
 
+            // The signal handler runs on a pool thread: on a busy machine it can take a while. Until it has run, the
+            // token is not cancelled, and feeding the pipe now would let training go on to the next epoch's read.
+            while (!acknowledged.Task.IsCompleted && !process.HasExited && hangGuard.Elapsed < TimeSpan.FromMinutes(5))
+            {
+                await Task.WhenAny(acknowledged.Task, Task.Delay(100));
+            }
+
+            acknowledged.Task.IsCompleted.Should().BeTrue($"the CLI acknowledges SIGINT; output: {Output()}");
+
             await using (second)
             {
                 await second.WriteAsync(pipedBytes);
             }
 
-            process.WaitForExit(300_000).Should().BeTrue("Ctrl+C stops training (hang guard only)");
-            var log = await stderr + await stdout;
+            if (!process.WaitForExit(300_000))
+            {
+                process.Kill(entireProcessTree: true); // no orphan; then show what it printed
+                process.WaitForExit();
+                await stderrLines;
+                Assert.Fail($"Ctrl+C did not stop training within the 5-minute hang guard; output:\n{Output()}{await stdout}");
+            }
+
+            await stderrLines;
+            var log = Output() + await stdout;
             process.ExitCode.Should().Be(130, log);
             log.Should().Contain("--resume");
         }
