@@ -103,12 +103,14 @@ internal static class PredictCommand
     };
 
     /// <summary>Applies a --suppress-contained value (null: keep) to a configuration.</summary>
-    internal static MaskRcnnConfig ApplySuppress(MaskRcnnConfig c, string? value) => value switch
+    internal static MaskRcnnConfig ApplySuppress(MaskRcnnConfig c, string? value) =>
+        value is null ? c : c with { SuppressContained = ParseSuppress(value) };
+
+    /// <summary>Parses a --suppress-contained value: a fraction in (0, 1], or 'off'/'none' (null).</summary>
+    internal static double? ParseSuppress(string value) => value switch
     {
-        null => c,
-        "off" or "none" => c with { SuppressContained = null },
-        _ when double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var f) && f > 0 && f <= 1 =>
-            c with { SuppressContained = f },
+        "off" or "none" => null,
+        _ when double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var f) && f > 0 && f <= 1 => f,
         _ => throw new ArgumentException($"--suppress-contained {value}: expected a fraction in (0, 1] or 'off'"),
     };
 

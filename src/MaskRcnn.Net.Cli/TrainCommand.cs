@@ -90,10 +90,14 @@ internal static class TrainCommand
             Description = "box/mask predictor initialisation: Torchvision, or SmallNormal (detectron2's)" + Recipe,
         };
         var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: all cores)" };
+        var suppress = new Option<string?>("--suppress-contained")
+        {
+            Description = "the saved model drops detections lying at least this fraction (0-1] inside a higher-scoring one of the same class, or 'off'" + Recipe,
+        };
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
         {
             format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr,
-            size, maxSize, depth, norm, trainable, init, pretrained, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads,
+            size, maxSize, depth, norm, trainable, init, pretrained, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads, suppress,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -169,7 +173,13 @@ internal static class TrainCommand
                     PretrainedPath = null,
                     Choices = [.. recipe.Choices, new RecipeChoice("--pretrained", "none",
                         $"--backbone resnet{recipe.Depth} / --norm {recipe.Norm} given: the ImageNet ResNet-18 (frozen batch norm) does not fit, training from scratch")],
+                    SuppressContained = null,
                 };
+            }
+
+            if (GivenText(suppress) is { } sc)
+            {
+                recipe = recipe with { SuppressContained = PredictCommand.ParseSuppress(sc) };
             }
 
             if (recipe.PretrainedPath is not null && (recipe.Depth != 18 || recipe.Norm != NormKind.FrozenBatchNorm))

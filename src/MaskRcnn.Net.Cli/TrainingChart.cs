@@ -104,7 +104,8 @@ internal sealed class TrainingChart : IProgress<TrainingProgress>
             scatter.Axes.YAxis = right;
         }
 
-        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
-        plot.SavePng(PngPath, 1000, 560);
+        // Outside the data area: inside it, the legend hid the validation points (drawn late in the run, upper right).
+        plot.ShowLegend(ScottPlot.Edge.Right);
+        plot.SavePng(PngPath, 1150, 560);
     }
 }

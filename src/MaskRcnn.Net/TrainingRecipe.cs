@@ -107,6 +107,12 @@ public sealed record TrainingRecipe
     /// <summary>Decay after warm-up.</summary>
     public LearningRateDecay Decay { get; init; } = LearningRateDecay.Cosine;
 
+    /// <summary>
+    /// The trained model's duplicate suppression (<see cref="MaskRcnnConfig.SuppressContained"/>): drop a detection lying
+    /// at least this fraction inside a higher-scoring one of its class, or null (off).
+    /// </summary>
+    public double? SuppressContained { get; init; }
+
     /// <summary>Epochs (with <see cref="TimeBudget"/>: an upper bound).</summary>
     public int Epochs { get; init; } = 8;
 
@@ -157,8 +163,11 @@ public sealed record TrainingRecipe
             };
             if (path is not null)
             {
-                recipe = recipe with { PretrainedPath = path, Norm = NormKind.FrozenBatchNorm, TrainableLayers = 5 };
+                recipe = recipe with { PretrainedPath = path, Norm = NormKind.FrozenBatchNorm, TrainableLayers = 5, SuppressContained = PretrainedSuppression };
                 Choose("--pretrained", "imagenet-resnet18", $"ImageNet ResNet-18 found ({path}): its body with frozen batch norm, all stages fine-tuned");
+                Choose("--suppress-contained", PretrainedSuppression,
+                    "the saved model drops a detection lying >= 80 % inside a higher-scoring one of its class (measured with this recipe " +
+                    "over 3 seeds on the shipped MRI data: mask AP -0.008, AP50 +0.003, Dice +0.024; 'off' keeps every detection)");
             }
             else
             {
@@ -250,7 +259,8 @@ public sealed record TrainingRecipe
             .WithRpn(new RpnOptions(PreNmsTopNTrain: 1000, PostNmsTopNTrain: 1000, PreNmsTopNTest: 1000, PostNmsTopNTest: 500))
             .WithRoIHeads(new RoIHeadsOptions(BatchSizePerImage: RoIsPerImage))
             .WithHeadSizes(BoxHeadSize, MaskHead, MaskHead[^1])
-            .WithPredictorInit(PredictorInit);
+            .WithPredictorInit(PredictorInit)
+            .WithDuplicateSuppression(SuppressContained);
         if (PretrainedPath is not null)
         {
             builder.WithPretrainedBackbone(PretrainedPath);
@@ -271,6 +281,9 @@ public sealed record TrainingRecipe
             Decay = Decay,
             TimeBudget = TimeBudget,
         };
+
+    /// <summary>The containment fraction the pretrained recipe's models suppress at (chosen by measurement, see README).</summary>
+    private const double PretrainedSuppression = 0.8;
 
     private static double Median(IEnumerable<double> values)
     {

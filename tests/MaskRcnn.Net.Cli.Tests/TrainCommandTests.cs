@@ -180,7 +180,7 @@ public sealed class TrainCommandTests : IDisposable
             .And.OnlyContain(step => step == "12" || step == "24");
         using (var png = MaskRcnn.Net.Core.Imaging.ImageCodec.Decode(Path.Combine(outDir, "training.png")))
         {
-            png.Shape.Should().Equal(4, 560, 1000);
+            png.Shape.Should().Equal(4, 560, 1150);
         }
 
         done.Should().BeEquivalentTo(new { Epoch = 8, NextBatch = 0, Step = 24L, TotalSteps = 24L });
@@ -241,6 +241,27 @@ public sealed class TrainCommandTests : IDisposable
         }
 
         return list.ToJsonString();
+    }
+
+    [Fact]
+    public void The_suppression_setting_is_saved_with_the_model_and_a_bad_value_is_refused()
+    {
+        string[] Args(string outDir, string suppress) =>
+        [
+            "train", "--train", Path.Combine(Mini, "annotations.json"), "--images", Path.Combine(Mini, "images"), "--out", outDir,
+            "--epochs", "1", "--batch-size", "2", "--min-size", "64", "--max-size", "64", "--pretrained", "none", "--fpn-channels", "16",
+            "--rois-per-image", "16", "--box-head-size", "32", "--mask-head", "8", "--warmup", "1", "--threads", "1", "--suppress-contained", suppress,
+        ];
+
+        var outDir = Path.Combine(dir, "suppress");
+        Program.Main(Args(outDir, "0.7")).Should().Be(0);
+        using (var model = MaskRcnnModel.Load(Path.Combine(outDir, "model.safetensors")))
+        {
+            model.Config.SuppressContained.Should().Be(0.7, "--suppress-contained overrides the recipe (off from scratch)");
+        }
+
+        Program.Main(Args(Path.Combine(dir, "bad"), "1.5")).Should().NotBe(0);
+        File.Exists(Path.Combine(dir, "bad", "model.safetensors")).Should().BeFalse("a bad value stops the run before training");
     }
 
     [Fact]

@@ -34,10 +34,14 @@ public class TrainingRecipeTests
         var auto = TrainingRecipe.For(train);
         auto.PretrainedPath.Should().Be(PretrainedBackbone.FindResNet18(), "the test project restores the package");
         (auto.Norm, auto.Depth).Should().Be((NormKind.FrozenBatchNorm, 18));
+        auto.SuppressContained.Should().Be(0.8, "measured over 3 seeds with the pretrained recipe (README)");
+        auto.Choices.Should().Contain(c => c.Setting == "--suppress-contained" && c.Value == "0.8");
+        TrainingRecipe.For(train, new RecipeRequest { Pretrained = PretrainedChoice.None }).SuppressContained.Should().BeNull("not measured from scratch");
 
         var fineTune = TrainingRecipe.For(train, new RecipeRequest { Weights = "coco.pth" });
         fineTune.Weights.Should().Be("coco.pth");
         fineTune.PretrainedPath.Should().BeNull();
+        fineTune.SuppressContained.Should().BeNull("fine-tuning keeps torchvision's post-processing");
         (fineTune.Depth, fineTune.Norm, fineTune.TrainableLayers, fineTune.LearningRate).Should().Be((50, NormKind.FrozenBatchNorm, 3, 0.005));
 
         var budget = TrainingRecipe.For(train, new RecipeRequest { Pretrained = PretrainedChoice.None, TimeBudget = TimeSpan.FromMinutes(5) });
@@ -61,6 +65,9 @@ public class TrainingRecipeTests
         c.Backbone.OutChannels.Should().Be(32);
         c.RoIHeads.BatchSizePerImage.Should().Be(64);
         c.MaskHeadLayers.Should().Equal(16, 16);
+        c.SuppressContained.Should().Be(recipe.SuppressContained).And.Be(0.8);
+        using var off = (recipe with { SuppressContained = null }).CreateBuilder(train.ClassNames).WithSeed(0).Build();
+        off.Config.SuppressContained.Should().BeNull();
     }
 
     [Fact]
