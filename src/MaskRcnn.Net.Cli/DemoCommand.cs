@@ -75,7 +75,8 @@ internal static class DemoCommand
                 overrides.Add("--image-size");
             }
 
-            var settings = new TrainSettings(train, null, outDir, recipe, parse.GetValue(seed)) { ValidateEvery = int.MaxValue, Overrides = overrides };
+            // Validation after every epoch draws the val AP curve in training.png (the full evaluation follows).
+            var settings = new TrainSettings(train, val, outDir, recipe, parse.GetValue(seed)) { ValidateEvery = 1, Overrides = overrides };
             using var model = TrainCommand.Run(settings, ct);
             var trainMinutes = clock.Elapsed.TotalMinutes;
             var overlays = Path.Combine(outDir, "overlays");

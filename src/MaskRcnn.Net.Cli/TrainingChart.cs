@@ -94,9 +94,9 @@ internal sealed class TrainingChart : IProgress<TrainingProgress>
         }
 
         var right = plot.Axes.Right;
-        right.Label.Text = "validation AP";
         foreach (var (name, points) in series.Where(s => s.Key.StartsWith("val ", StringComparison.Ordinal)))
         {
+            right.Label.Text = "validation AP";
             var scatter = plot.Add.Scatter(points.Select(p => p.Step).ToArray(), points.Select(p => p.Value).ToArray());
             scatter.LegendText = name;
             scatter.MarkerSize = 8;
@@ -104,8 +104,8 @@ internal sealed class TrainingChart : IProgress<TrainingProgress>
             scatter.Axes.YAxis = right;
         }
 
-        // Outside the data area: inside it, the legend hid the validation points (drawn late in the run, upper right).
-        plot.ShowLegend(ScottPlot.Edge.Right);
-        plot.SavePng(PngPath, 1150, 560);
+        // Below the data area: inside it, the legend hid the validation points (drawn late in the run, upper right).
+        plot.ShowLegend(ScottPlot.Edge.Bottom);
+        plot.SavePng(PngPath, 1000, 620);
     }
 }

@@ -180,7 +180,7 @@ public sealed class TrainCommandTests : IDisposable
             .And.OnlyContain(step => step == "12" || step == "24");
         using (var png = MaskRcnn.Net.Core.Imaging.ImageCodec.Decode(Path.Combine(outDir, "training.png")))
         {
-            png.Shape.Should().Equal(4, 560, 1150);
+            png.Shape.Should().Equal(4, 620, 1000);
         }
 
         done.Should().BeEquivalentTo(new { Epoch = 8, NextBatch = 0, Step = 24L, TotalSteps = 24L });
