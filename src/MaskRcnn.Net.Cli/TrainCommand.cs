@@ -173,7 +173,6 @@ internal static class TrainCommand
                     PretrainedPath = null,
                     Choices = [.. recipe.Choices, new RecipeChoice("--pretrained", "none",
                         $"--backbone resnet{recipe.Depth} / --norm {recipe.Norm} given: the ImageNet ResNet-18 (frozen batch norm) does not fit, training from scratch")],
-                    SuppressContained = null,
                 };
             }
 
