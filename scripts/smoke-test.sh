@@ -35,6 +35,7 @@ import sys, zipfile
 feed, version = sys.argv[1], sys.argv[2]
 expected = {
     'MaskRcnn.Net': ['lib/net10.0/MaskRcnn.Net.dll', 'lib/net10.0/MaskRcnn.Net.xml'],
+    'MaskRcnn.Net.Abstractions': ['lib/net10.0/MaskRcnn.Net.Abstractions.dll', 'lib/net10.0/MaskRcnn.Net.Abstractions.xml'],
     'MaskRcnn.Net.Core': ['lib/net10.0/MaskRcnn.Net.Core.dll', 'lib/net10.0/MaskRcnn.Net.Core.xml',
                           'runtimes/linux-x64/native/libmaskrcnn_native.so'],
     'MaskRcnn.Net.RoIAlign': ['lib/net10.0/MaskRcnn.Net.RoIAlign.dll', 'lib/net10.0/MaskRcnn.Net.RoIAlign.xml'],
@@ -129,6 +130,16 @@ foreach (var d in result.Detections)
         $"box {b} outside the {result.Width}x{result.Height} image");
     Check(d.Mask is { } m && m.Width == result.Width && m.Height == result.Height,
         $"mask {d.Mask?.Width}x{d.Mask?.Height}, expected {result.Width}x{result.Height}");
+}
+
+// Through the interface an app depends on, asynchronously, from raw pixels: the same detections.
+IInstanceSegmenter segmenter = model;
+using (var decoded = MaskRcnn.Net.Core.Imaging.ImageCodec.Decode(imagePath, MaskRcnn.Net.Core.Imaging.ImageReadMode.Rgb))
+{
+    var rgb = MaskRcnn.Net.Core.Imaging.ImageTensors.ToRgbImage(decoded);
+    var again = await segmenter.PredictAsync(ImageSource.FromPixels(rgb.Pixels, rgb.Width, rgb.Height, MaskRcnn.Net.Imaging.PixelFormat.Rgb24));
+    Check(again.Detections.Count == result.Detections.Count && again.Detections.Zip(result.Detections).All(p => p.First.Box == p.Second.Box && p.First.Score == p.Second.Score),
+        "PredictAsync on the raw pixels differs from Predict on the file");
 }
 
 for (var i = 1; i < result.Detections.Count; i++)

@@ -2,6 +2,7 @@ using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.Checkpoints;
 using MaskRcnn.Net.Core.Detection;
+using MaskRcnn.Net.Core.Imaging;
 using MaskRcnn.Net.Core.Masks;
 using MaskRcnn.Net.Core.NN;
 using MaskRcnn.Net.Heads;
@@ -20,7 +21,7 @@ namespace MaskRcnn.Net;
 /// dispose scope and inference mode and only reads the weights. Training, <see cref="Module.Train"/>,
 /// <see cref="Module.To(Device)"/> and loading weights must not overlap with predictions.
 /// </remarks>
-public sealed class MaskRcnnModel : Module, ITrainableDetector
+public sealed class MaskRcnnModel : Module, ITrainableDetector, IInstanceSegmenter
 {
     /// <summary>Safetensors metadata key under which <see cref="Save"/> stores the model configuration JSON.</summary>
     public const string ConfigMetadataKey = "maskrcnn.net.config";
@@ -111,7 +112,14 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
     /// Inference on float [3, H, W] images in [0, 1] (on the model's device): detections per image as tensors at
     /// the original size, masks as [D, 1, H, W] probabilities. The caller owns the returned tensors.
     /// </summary>
-    public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images)
+    public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images) => Detect(images, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="Detect(IReadOnlyList{Tensor})"/>, checking <paramref name="cancellationToken"/> between stages
+    /// (backbone, proposals, RoI heads, each image's postprocessing).
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Cancelled; nothing is returned and nothing leaks.</exception>
+    public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (IsTraining)
@@ -125,12 +133,16 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
         }
 
         using var scope = Torch.NewDisposeScope();
+        cancellationToken.ThrowIfCancellationRequested();
         var (batch, features, _) = Prepare(images, null);
+        cancellationToken.ThrowIfCancellationRequested();
         var (proposals, _) = Rpn.Forward(batch, features.Tensors);
+        cancellationToken.ThrowIfCancellationRequested();
         var (detections, _) = RoIHeads.Forward(PoolerFeatures(features), proposals, batch.Sizes);
         var result = new List<DetectionTensors>();
         for (var i = 0; i < detections.Count; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var original = new ImageSize((int)images[i].Size(1), (int)images[i].Size(2));
             var d = Transform.Postprocess(detections[i], batch.Sizes[i], original);
             d.Boxes.MoveToOuterDisposeScope();
@@ -155,7 +167,25 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
     /// <summary>Detects and segments the objects in several images, run as one batch.</summary>
     /// <exception cref="ArgumentException">An image is refused (see <see cref="Predict(ImageSource)"/>).</exception>
     /// <exception cref="Core.Imaging.ImageDecodeException">An encoded image cannot be decoded.</exception>
-    public IReadOnlyList<ImageDetections> Predict(IReadOnlyList<ImageSource> images)
+    public IReadOnlyList<ImageDetections> Predict(IReadOnlyList<ImageSource> images) => Predict(images, CancellationToken.None);
+
+    /// <summary>Detects and segments the objects in one image, off the calling thread (see <see cref="Predict(ImageSource)"/>).</summary>
+    /// <exception cref="OperationCanceledException">Cancelled before or between the model's stages.</exception>
+    public async Task<ImageDetections> PredictAsync(ImageSource image, CancellationToken cancellationToken = default) =>
+        (await PredictAsync([image], cancellationToken).ConfigureAwait(false))[0];
+
+    /// <summary>Detects and segments the objects in several images as one batch, off the calling thread.</summary>
+    /// <exception cref="OperationCanceledException">Cancelled before or between the model's stages.</exception>
+    public Task<IReadOnlyList<ImageDetections>> PredictAsync(IReadOnlyList<ImageSource> images, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        return Task.Run(() => Predict(images, cancellationToken), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> ClassNames => Config.ClassNames ?? Enumerable.Range(0, Config.NumClasses).Select(Config.ClassName).ToArray();
+
+    private IReadOnlyList<ImageDetections> Predict(IReadOnlyList<ImageSource> images, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count == 0)
@@ -165,8 +195,14 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector
 
         using var inference = Torch.InferenceMode();
         using var scope = Torch.NewDisposeScope();
-        var inputs = images.Select(LoadAsFloat).ToArray();
-        var detections = Detect(inputs);
+        var inputs = new Tensor[images.Count];
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            inputs[i] = LoadAsFloat(images[i]);
+        }
+
+        var detections = Detect(inputs, cancellationToken);
         return detections.Select((d, i) => ToDotNet(d, (int)inputs[i].Size(2), (int)inputs[i].Size(1))).ToArray();
     }
 

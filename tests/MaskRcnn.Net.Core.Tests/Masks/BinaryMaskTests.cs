@@ -46,19 +46,19 @@ public class BinaryMaskTests
         var asByte = mask.ToTensor(DType.UInt8);
         asByte.ToArray<byte>().Should().Equal(mask.ToBytes());
         mask.ToTensor(DType.Float32).ToArray<float>().Should().Equal(mask.ToBytes().Select(b => (float)b));
-        BinaryMask.FromTensor(asBool).Should().Be(mask);
+        asBool.ToBinaryMask().Should().Be(mask);
         var tripled = Tensor.FromArray(mask.ToBytes().Select(b => (byte)(3 * b)).ToArray(), 13, 70);
-        BinaryMask.FromTensor(tripled).Should().Be(mask, "any non-zero byte is a set pixel");
-        BinaryMask.FromTensor(asByte.Transpose(0, 1)).Should().Be(BinaryMask.FromBytes(Transpose(mask.ToBytes(), 13, 70), 70, 13));
+        tripled.ToBinaryMask().Should().Be(mask, "any non-zero byte is a set pixel");
+        asByte.Transpose(0, 1).ToBinaryMask().Should().Be(BinaryMask.FromBytes(Transpose(mask.ToBytes(), 13, 70), 70, 13));
     }
 
     [Fact]
     public void FromTensor_rejects_bad_shapes_and_dtypes()
     {
         using var scope = Torch.NewDisposeScope();
-        var act3d = () => BinaryMask.FromTensor(Tensor.Zeros([1, 2, 2], DType.Bool));
+        var act3d = () => Tensor.Zeros([1, 2, 2], DType.Bool).ToBinaryMask();
         act3d.Should().Throw<ArgumentException>().WithParameterName("mask").WithMessage("*[H, W]*");
-        var actFloat = () => BinaryMask.FromTensor(Tensor.Zeros([2, 2]));
+        var actFloat = () => Tensor.Zeros([2, 2]).ToBinaryMask();
         actFloat.Should().Throw<ArgumentException>().WithParameterName("mask").WithMessage("*Float32*");
     }
 

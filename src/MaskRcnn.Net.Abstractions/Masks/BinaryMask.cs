@@ -6,8 +6,8 @@ namespace MaskRcnn.Net.Core.Masks;
 /// <summary>
 /// An immutable full-image binary mask stored as a packed bitmap: one bit per pixel, row-major (pixel (y, x) is
 /// bit <c>y * Width + x</c>), 64 pixels per word. Convert it to COCO's column-major run-length encoding with
-/// <see cref="ToRle"/> / <see cref="Rle.Encode"/>, and to or from [H, W] tensors with <see cref="ToTensor"/> /
-/// <see cref="FromTensor"/>.
+/// <see cref="ToRle"/> / <see cref="Rle.Encode"/>. Plain .NET, no native code: the libtorch side converts to and from
+/// [H, W] tensors with <c>BinaryMaskTensors</c> in MaskRcnn.Net.Core.
 /// </summary>
 public sealed class BinaryMask : IEquatable<BinaryMask>
 {
@@ -108,34 +108,6 @@ public sealed class BinaryMask : IEquatable<BinaryMask>
         return new BinaryMask(height, width, bits);
     }
 
-    /// <summary>
-    /// A mask from an [H, W] tensor of dtype <see cref="DType.Bool"/> or <see cref="DType.UInt8"/> on any device
-    /// (a pixel is set when its value is non-zero). Other dtypes are rejected: threshold probabilities first.
-    /// </summary>
-    public static BinaryMask FromTensor(Tensor mask)
-    {
-        ArgumentNullException.ThrowIfNull(mask);
-        var shape = mask.Shape;
-        if (shape.Length != 2)
-        {
-            throw new ArgumentException($"mask must be an [H, W] tensor, got shape [{string.Join(", ", shape)}]", nameof(mask));
-        }
-
-        var dtype = mask.DType;
-        if (dtype is not (DType.Bool or DType.UInt8))
-        {
-            throw new ArgumentException($"mask must have dtype Bool or UInt8, got {dtype}", nameof(mask));
-        }
-
-        if (shape[0] > int.MaxValue || shape[1] > int.MaxValue || shape[0] * shape[1] > int.MaxValue)
-        {
-            throw new ArgumentException($"mask of {shape[0]}x{shape[1]} pixels is too large", nameof(mask));
-        }
-
-        var values = mask.ToArray<byte>();
-        return FromBytes(values, (int)shape[0], (int)shape[1]);
-    }
-
     /// <summary>Wraps a finished bitmap built by <see cref="Rle.Decode"/> (no copy).</summary>
     internal static BinaryMask FromWords(int height, int width, ulong[] words) => new(height, width, words);
 
@@ -163,27 +135,6 @@ public sealed class BinaryMask : IEquatable<BinaryMask>
         }
 
         return result;
-    }
-
-    /// <summary>
-    /// The mask as a new [H, W] tensor of <paramref name="dtype"/> (default <see cref="DType.Bool"/>; numeric
-    /// dtypes get 1 and 0) on <paramref name="device"/> (default CPU).
-    /// </summary>
-    public Tensor ToTensor(DType dtype = DType.Bool, Device? device = null)
-    {
-        ReadOnlySpan<long> shape = [Height, Width];
-        if (dtype == DType.Bool)
-        {
-            return Tensor.FromSpan<bool>(ToBools(), shape, device);
-        }
-
-        if (dtype == DType.UInt8)
-        {
-            return Tensor.FromSpan<byte>(ToBytes(), shape, device);
-        }
-
-        using var bytes = Tensor.FromSpan<byte>(ToBytes(), shape, device);
-        return bytes.To(dtype);
     }
 
     /// <summary>
