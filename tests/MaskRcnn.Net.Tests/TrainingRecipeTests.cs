@@ -6,7 +6,8 @@ namespace MaskRcnn.Net.Tests;
 /// <summary>
 /// The recipe picked from the shipped brain-MRI training set. Expected values were computed separately from the COCO
 /// JSON with a few lines of Python: median longer side 256 px; boxes at that scale 12.4–91.0 px with a 5th percentile
-/// of 17.4 px (nearest power of two 16); at most 2 objects per image.
+/// of 17.4 px (power of two at or below: 16); at most 2 objects per image. A long run upscales 1.5x to 384 px, where the
+/// 5th percentile is 26.1 px: again 16.
 /// </summary>
 public class TrainingRecipeTests
 {
@@ -25,6 +26,25 @@ public class TrainingRecipeTests
         recipe.Choices.Select(c => c.Setting).Should().Contain(["--pretrained", "--min-size/--max-size", "--anchor-sizes", "--rois-per-image", "--epochs"]);
         recipe.Choices.Single(c => c.Setting == "--anchor-sizes").Reason.Should().Contain("12–91 px").And.Contain("17 px");
         recipe.Choices.Should().OnlyContain(c => c.Reason.Length > 10, "every choice says why");
+    }
+
+    [Fact]
+    public void Long_runs_upscale_the_images_and_keep_anchors_covering_the_smallest_objects()
+    {
+        var train = Train();
+        foreach (var request in new[] { new RecipeRequest { TimeBudget = TimeSpan.FromMinutes(25) }, new RecipeRequest { Epochs = 16 } })
+        {
+            var recipe = TrainingRecipe.For(train, request);
+            (recipe.ImageSize, recipe.MaxSize).Should().Be((384, 384), $"{request} is a long run");
+            recipe.AnchorSizes.Should().Equal(16, 32, 64, 128, 256);
+            recipe.Choices.Single(c => c.Setting == "--min-size/--max-size").Reason.Should().Contain("1.5x").And.Contain("384 px");
+            recipe.Choices.Single(c => c.Setting == "--anchor-sizes").Reason.Should().Contain("19–136 px").And.Contain("26 px");
+        }
+
+        TrainingRecipe.For(train, new RecipeRequest { TimeBudget = TimeSpan.FromMinutes(14) }).ImageSize.Should().Be(256);
+        TrainingRecipe.For(train, new RecipeRequest { Epochs = 15 }).ImageSize.Should().Be(256);
+        TrainingRecipe.For(train, new RecipeRequest { Weights = "coco.pth", TimeBudget = TimeSpan.FromMinutes(25) }).ImageSize.Should().Be(256,
+            "fine-tuning keeps the data's size");
     }
 
     [Fact]
