@@ -35,6 +35,7 @@ import sys, zipfile
 feed, version = sys.argv[1], sys.argv[2]
 expected = {
     'MaskRcnn.Net': ['lib/net10.0/MaskRcnn.Net.dll', 'lib/net10.0/MaskRcnn.Net.xml'],
+    'MaskRcnn.Net.DependencyInjection': ['lib/net10.0/MaskRcnn.Net.DependencyInjection.dll', 'lib/net10.0/MaskRcnn.Net.DependencyInjection.xml'],
     'MaskRcnn.Net.Abstractions': ['lib/net10.0/MaskRcnn.Net.Abstractions.dll', 'lib/net10.0/MaskRcnn.Net.Abstractions.xml'],
     'MaskRcnn.Net.Core': ['lib/net10.0/MaskRcnn.Net.Core.dll', 'lib/net10.0/MaskRcnn.Net.Core.xml',
                           'runtimes/linux-x64/native/libmaskrcnn_native.so'],

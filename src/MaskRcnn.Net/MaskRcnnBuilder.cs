@@ -340,7 +340,7 @@ public sealed class MaskRcnnBuilder
                     var tensors = Core.Checkpoints.SafeTensors.Load(weightsPath);
                     try
                     {
-                        model.LoadStateDict(tensors, weightsStrict);
+                        model.WeightsLoadResult = model.LoadNormalized(tensors, weightsStrict, weightsSkipShapeMismatches);
                     }
                     finally
                     {
@@ -352,7 +352,7 @@ public sealed class MaskRcnnBuilder
                 }
                 else
                 {
-                    model.LoadTorchvisionWeights(weightsPath, weightsStrict, weightsSkipShapeMismatches);
+                    model.WeightsLoadResult = model.LoadTorchvisionWeights(weightsPath, weightsStrict, weightsSkipShapeMismatches);
                 }
             }
 

@@ -59,6 +59,13 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector, IInstanceSegment
     /// <summary>The device the weights live on.</summary>
     public Device Device { get; private set; } = Device.Cpu;
 
+    /// <summary>
+    /// What <see cref="MaskRcnnBuilder.WithWeights"/> loaded: the keys that kept their initialisation (missing from the
+    /// file, or skipped for their shape) and the file's keys the model does not have; null when the builder loaded no
+    /// weights file.
+    /// </summary>
+    public LoadStateDictResult? WeightsLoadResult { get; internal set; }
+
     /// <summary>Moves the model to a device (inputs are moved there by <see cref="Predict(ImageSource)"/>).</summary>
     public MaskRcnnModel ToDevice(Device device)
     {
@@ -335,7 +342,7 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector, IInstanceSegment
         return LoadNormalized(sd, strict, skipShapeMismatches);
     }
 
-    private LoadStateDictResult LoadNormalized(IEnumerable<KeyValuePair<string, Tensor>> stateDict, bool strict, bool skipShapeMismatches)
+    internal LoadStateDictResult LoadNormalized(IEnumerable<KeyValuePair<string, Tensor>> stateDict, bool strict, bool skipShapeMismatches)
     {
         var normalized = TorchvisionKeys.NormalizeFor(this, stateDict);
         if (!skipShapeMismatches)

@@ -21,6 +21,7 @@ public class ArchitectureTests
         // ModelEvaluation) are the two edges issue 13 still has to remove.
         ["MaskRcnn.Net.Training"] = ["MaskRcnn.Net.Core", "MaskRcnn.Net.Heads"],
         ["MaskRcnn.Net"] = ["MaskRcnn.Net.Core", "MaskRcnn.Net.RoIAlign", "MaskRcnn.Net.Backbones", "MaskRcnn.Net.Heads", "MaskRcnn.Net.Training"],
+        ["MaskRcnn.Net.DependencyInjection"] = ["MaskRcnn.Net"],
         ["MaskRcnn.Net.Cli"] = ["MaskRcnn.Net"],
     };
 
