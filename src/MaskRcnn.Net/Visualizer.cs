@@ -19,7 +19,7 @@ public static class Visualizer
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(detections);
-        return DetectionPainter.Draw(ToRgb(image), detections, options).ToTensor();
+        return DetectionPainter.Draw(image.ToRgbImage(), detections, options).ToTensor();
     }
 
     /// <summary>
@@ -29,7 +29,7 @@ public static class Visualizer
     public static Tensor DrawComparison(Tensor image, ImageDetections truth, ImageDetections predicted, VisualizerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(image);
-        return DetectionPainter.DrawComparison(ToRgb(image), truth, predicted, options).ToTensor();
+        return DetectionPainter.DrawComparison(image.ToRgbImage(), truth, predicted, options).ToTensor();
     }
 
     /// <summary>Draws and saves as PNG (".png") or JPEG (any other extension).</summary>
@@ -61,16 +61,5 @@ public static class Visualizer
         ArgumentNullException.ThrowIfNull(image);
         using var t = image.ToTensor();
         SaveImage(t, path);
-    }
-
-    private static RgbImage ToRgb(Tensor image)
-    {
-        var s = image.Shape;
-        if (s.Length != 3 || (s[0] != 1 && s[0] != 3) || image.DType != DType.UInt8)
-        {
-            throw new ArgumentException($"image must be uint8 [1 or 3, H, W], got {image.DType} [{string.Join(", ", s)}]", nameof(image));
-        }
-
-        return image.ToRgbImage();
     }
 }
