@@ -4,6 +4,7 @@ using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.Checkpoints;
 using MaskRcnn.Net.Core.Optim;
+using MaskRcnn.Net.Core.Structures;
 using MaskRcnn.Net.Heads;
 using MaskRcnn.Net.Training;
 

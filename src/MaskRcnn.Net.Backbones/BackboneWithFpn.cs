@@ -1,5 +1,6 @@
 using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Core.Structures;
 
 namespace MaskRcnn.Net.Backbones;
 

@@ -1,4 +1,5 @@
 using MaskRcnn.Net.Core;
+using MaskRcnn.Net.Core.Structures;
 
 namespace MaskRcnn.Net.Backbones;
 

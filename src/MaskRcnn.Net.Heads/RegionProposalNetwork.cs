@@ -1,6 +1,7 @@
 using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Core.Structures;
 
 namespace MaskRcnn.Net.Heads;
 

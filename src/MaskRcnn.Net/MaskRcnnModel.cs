@@ -5,6 +5,7 @@ using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.Imaging;
 using MaskRcnn.Net.Core.Masks;
 using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Core.Structures;
 using MaskRcnn.Net.Heads;
 using MaskRcnn.Net.Training;
 

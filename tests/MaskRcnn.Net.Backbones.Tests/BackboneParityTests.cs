@@ -1,5 +1,6 @@
 using System.Globalization;
 using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Core.Structures;
 using Xunit.Abstractions;
 
 namespace MaskRcnn.Net.Backbones.Tests;

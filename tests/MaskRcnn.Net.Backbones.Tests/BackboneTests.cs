@@ -1,4 +1,5 @@
 using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Core.Structures;
 
 namespace MaskRcnn.Net.Backbones.Tests;
 

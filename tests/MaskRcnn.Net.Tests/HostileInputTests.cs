@@ -89,7 +89,7 @@ public class HostileInputTests
 
         model.Train();
         using var floats = Tensor.Zeros([3, height, width]);
-        var target = new Heads.DetectionTarget(Tensor.Zeros([0, 4]), Tensor.Zeros([0], DType.Int64), null);
+        var target = new Core.Structures.DetectionTarget(Tensor.Zeros([0, 4]), Tensor.Zeros([0], DType.Int64), null);
         FluentActions.Invoking(() => model.ComputeLosses([floats], [target])).Should().Throw<ArgumentException>()
             .WithMessage("images[0]: *too elongated*");
     }

@@ -1,6 +1,7 @@
 using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Core.Checkpoints;
 using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Core.Structures;
 using MaskRcnn.Net.Heads;
 
 namespace MaskRcnn.Net.Tests;

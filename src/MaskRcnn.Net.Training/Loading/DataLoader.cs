@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using MaskRcnn.Net.Core;
-using MaskRcnn.Net.Heads;
+using MaskRcnn.Net.Core.Structures;
 
 namespace MaskRcnn.Net.Training;
 

@@ -19,7 +19,7 @@ public sealed record DataLoaderOptions(int BatchSize = 2, bool Shuffle = true, i
 
     /// <summary>
     /// Give every target a [G, H, W] mask tensor (default true; annotations without a mask get an all-zero mask).
-    /// When false, <see cref="Heads.DetectionTarget.Masks"/> is null (box-only training).
+    /// When false, <see cref="Core.Structures.DetectionTarget.Masks"/> is null (box-only training).
     /// </summary>
     public bool IncludeMasks { get; init; } = true;
 }

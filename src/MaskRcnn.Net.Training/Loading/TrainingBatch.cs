@@ -1,5 +1,5 @@
 using MaskRcnn.Net.Core;
-using MaskRcnn.Net.Heads;
+using MaskRcnn.Net.Core.Structures;
 
 namespace MaskRcnn.Net.Training;
 

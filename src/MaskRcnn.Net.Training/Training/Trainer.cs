@@ -1,24 +1,11 @@
 using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.NN;
 using MaskRcnn.Net.Core.Optim;
-using MaskRcnn.Net.Heads;
+using MaskRcnn.Net.Core.Structures;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace MaskRcnn.Net.Training;
-
-/// <summary>A detector the <see cref="Trainer"/> can train: a module that returns named losses for images and targets.</summary>
-public interface ITrainableDetector
-{
-    /// <summary>The module whose parameters are trained (switched to training mode by the trainer).</summary>
-    Module Module { get; }
-
-    /// <summary>The device the model runs on (batches are moved there).</summary>
-    Device Device { get; }
-
-    /// <summary>The named losses (torchvision's keys) for float [3, H, W] images in [0, 1] and their targets.</summary>
-    LossDictionary ComputeLosses(IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget> targets);
-}
 
 /// <summary>
 /// Trains a detector with SGD (momentum, weight decay), linear warm-up and step or cosine decay, gradient clipping

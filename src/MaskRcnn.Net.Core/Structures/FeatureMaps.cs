@@ -1,7 +1,6 @@
 using System.Collections;
-using MaskRcnn.Net.Core;
 
-namespace MaskRcnn.Net.Backbones;
+namespace MaskRcnn.Net.Core.Structures;
 
 /// <summary>
 /// An ordered list of named feature maps, finest first — what a backbone hands to the RPN and the RoI pooler

@@ -1,7 +1,6 @@
-using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.Detection;
 
-namespace MaskRcnn.Net.Heads;
+namespace MaskRcnn.Net.Core.Structures;
 
 /// <summary>
 /// A batch of normalised images padded to a common size: <see cref="Images"/> is [N, 3, H, W] (H, W multiples of
