@@ -7,7 +7,6 @@ using MaskRcnn.Net.Core.Masks;
 using MaskRcnn.Net.Core.NN;
 using MaskRcnn.Net.Core.Structures;
 using MaskRcnn.Net.Heads;
-using MaskRcnn.Net.Training;
 
 namespace MaskRcnn.Net;
 

@@ -1,7 +1,7 @@
 using MaskRcnn.Net.Backbones;
-using MaskRcnn.Net.Training;
+using MaskRcnn.Net.Tests;
 
-namespace MaskRcnn.Net.Tests;
+namespace MaskRcnn.Net.Training.Tests;
 
 /// <summary>
 /// The recipe picked from the shipped brain-MRI training set. Expected values were computed separately from the COCO

@@ -1,15 +1,8 @@
 using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.Masks;
-using MaskRcnn.Net.Training;
 
-namespace MaskRcnn.Net.Tests;
-
-/// <summary>Reports synchronously on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}
+namespace MaskRcnn.Net.Training.Tests;
 
 /// <summary>
 /// Without a <see cref="RandomGenerator"/>, weight initialisation and the RoI samplers draw from libtorch's
