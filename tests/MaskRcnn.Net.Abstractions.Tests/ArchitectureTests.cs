@@ -6,22 +6,18 @@ namespace MaskRcnn.Net.Abstractions.Tests;
 /// <summary>The project graph of docs/architecture.md, checked against the project files.</summary>
 public class ArchitectureTests
 {
+    private const string Training = "MaskRcnn.Net.Training";
+    private const string Heads = "MaskRcnn.Net.Heads";
+
     /// <summary>
-    /// The allowed project references between the libraries under src/ (direct references only). Anything else fails
-    /// the test: a new edge must be argued in docs/architecture.md first.
+    /// The assemblies an app that only predicts loads: none of them may reach Training, directly or through another
+    /// project.
     /// </summary>
-    private static readonly Dictionary<string, string[]> Allowed = new()
-    {
-        ["MaskRcnn.Net.Abstractions"] = [],
-        ["MaskRcnn.Net.Core"] = ["MaskRcnn.Net.Abstractions"],
-        ["MaskRcnn.Net.RoIAlign"] = ["MaskRcnn.Net.Core"],
-        ["MaskRcnn.Net.Backbones"] = ["MaskRcnn.Net.Core"],
-        ["MaskRcnn.Net.Heads"] = ["MaskRcnn.Net.Core", "MaskRcnn.Net.RoIAlign"],
-        ["MaskRcnn.Net"] = ["MaskRcnn.Net.Core", "MaskRcnn.Net.RoIAlign", "MaskRcnn.Net.Backbones", "MaskRcnn.Net.Heads"],
-        ["MaskRcnn.Net.Training"] = ["MaskRcnn.Net.Core", "MaskRcnn.Net"],
-        ["MaskRcnn.Net.DependencyInjection"] = ["MaskRcnn.Net"],
-        ["MaskRcnn.Net.Cli"] = ["MaskRcnn.Net", "MaskRcnn.Net.Training"],
-    };
+    private static readonly string[] InferenceSide =
+    [
+        "MaskRcnn.Net", "MaskRcnn.Net.Heads", "MaskRcnn.Net.Backbones", "MaskRcnn.Net.RoIAlign", "MaskRcnn.Net.Core",
+        "MaskRcnn.Net.Abstractions", "MaskRcnn.Net.DependencyInjection",
+    ];
 
     private static string Root()
     {
@@ -36,22 +32,118 @@ public class ArchitectureTests
         throw new InvalidOperationException("repository root (MaskRcnn.Net.sln) not found above " + AppContext.BaseDirectory);
     }
 
-    [Fact]
-    public void Project_references_follow_the_documented_graph()
+    private static Dictionary<string, string> ProjectFiles() =>
+        Directory.GetFiles(Path.Combine(Root(), "src"), "*.csproj", SearchOption.AllDirectories).ToDictionary(p => Path.GetFileNameWithoutExtension(p));
+
+    /// <summary>The direct project references of every library under src/, read from the project files.</summary>
+    private static Dictionary<string, string[]> ActualGraph() =>
+        ProjectFiles().ToDictionary(kv => kv.Key, kv => XDocument.Load(kv.Value).Descendants("ProjectReference")
+            .Select(e => Path.GetFileNameWithoutExtension(e.Attribute("Include")!.Value.Replace('\\', '/'))).ToArray());
+
+    /// <summary>
+    /// The graph drawn in docs/architecture.md: the table between <c>&lt;!-- project-references</c> and
+    /// <c>&lt;!-- /project-references --&gt;</c>, one row "| project | reference, reference |" per library ("—": none).
+    /// </summary>
+    private static Dictionary<string, string[]> DocumentedGraph()
     {
-        var src = Path.Combine(Root(), "src");
-        var projects = Directory.GetFiles(src, "*.csproj", SearchOption.AllDirectories).ToDictionary(p => Path.GetFileNameWithoutExtension(p));
-        projects.Keys.Should().BeEquivalentTo(Allowed.Keys, "every library under src/ has its place in the graph (docs/architecture.md)");
-        foreach (var (name, path) in projects)
+        var path = Path.Combine(Root(), "docs", "architecture.md");
+        var lines = File.ReadAllLines(path);
+        var start = Array.FindIndex(lines, l => l.StartsWith("<!-- project-references", StringComparison.Ordinal));
+        var end = Array.FindIndex(lines, l => l.StartsWith("<!-- /project-references", StringComparison.Ordinal));
+        if (start < 0 || end < start)
         {
-            var references = XDocument.Load(path).Descendants("ProjectReference")
-                .Select(e => Path.GetFileNameWithoutExtension(e.Attribute("Include")!.Value.Replace('\\', '/'))).ToArray();
-            references.Should().BeSubsetOf(Allowed[name], $"{name}'s project references must follow docs/architecture.md");
+            throw new InvalidOperationException($"{path} has no <!-- project-references --> ... <!-- /project-references --> table");
         }
 
-        var abstractions = XDocument.Load(projects["MaskRcnn.Net.Abstractions"]);
+        var graph = new Dictionary<string, string[]>();
+        foreach (var line in lines[(start + 1)..end])
+        {
+            var cells = line.Trim().Trim('|').Split('|').Select(c => c.Trim()).ToArray();
+            if (cells.Length != 2)
+            {
+                throw new InvalidOperationException($"{path}: a project-references row needs two cells: '{line}'");
+            }
+
+            if (cells[0] == "project" || cells[0].All(c => c is '-' or ':'))
+            {
+                continue; // header and separator
+            }
+
+            graph.Add(cells[0], cells[1] == "—" ? [] : cells[1].Split(',').Select(r => r.Trim()).ToArray());
+        }
+
+        return graph;
+    }
+
+    /// <summary>Every project reachable from <paramref name="project"/> through project references (itself excluded).</summary>
+    private static HashSet<string> Reachable(IReadOnlyDictionary<string, string[]> graph, string project)
+    {
+        var seen = new HashSet<string>();
+        var stack = new Stack<string>(graph.GetValueOrDefault(project, []));
+        while (stack.TryPop(out var next))
+        {
+            if (seen.Add(next))
+            {
+                foreach (var r in graph.GetValueOrDefault(next, []))
+                {
+                    stack.Push(r);
+                }
+            }
+        }
+
+        return seen;
+    }
+
+    /// <summary>The layering rules of issue 13, as messages naming each broken one (empty when the graph keeps them).</summary>
+    private static List<string> LayeringViolations(IReadOnlyDictionary<string, string[]> graph)
+    {
+        var violations = InferenceSide.Where(p => Reachable(graph, p).Contains(Training))
+            .Select(p => $"{p} reaches {Training} (directly or through another project): an app that only predicts would load the trainer")
+            .ToList();
+        if (graph.GetValueOrDefault(Training, []).Contains(Heads))
+        {
+            violations.Add($"{Training} references {Heads} directly: the trainer works on Core's ITrainableDetector, not on a model's parts");
+        }
+
+        violations.AddRange(graph.Keys.Where(p => Reachable(graph, p).Contains(p)).Select(p => $"{p} depends on itself (a cycle)"));
+        return violations;
+    }
+
+    [Fact]
+    public void Project_references_equal_the_graph_in_the_architecture_document()
+    {
+        var documented = DocumentedGraph();
+        var actual = ActualGraph();
+        actual.Keys.Should().BeEquivalentTo(documented.Keys, "every library under src/ has its row in docs/architecture.md and every row is a library");
+        foreach (var (name, references) in actual)
+        {
+            references.Should().BeEquivalentTo(documented[name], $"{name}'s project references must be the ones docs/architecture.md lists");
+        }
+
+        var abstractions = XDocument.Load(ProjectFiles()["MaskRcnn.Net.Abstractions"]);
         abstractions.Descendants("PackageReference").Should().BeEmpty("the libtorch-free assembly has no package dependency");
         abstractions.Descendants("Import").Should().BeEmpty("nor the native shim's build");
+    }
+
+    [Fact]
+    public void Inference_side_never_reaches_Training_and_Training_does_not_reference_Heads()
+    {
+        var actual = ActualGraph();
+        actual.Keys.Should().Contain(InferenceSide).And.Contain(Training);
+        LayeringViolations(actual).Should().BeEmpty("the project files must keep the layering");
+        LayeringViolations(DocumentedGraph()).Should().BeEmpty("the documented graph must keep the layering too (it is not the place to allow an exception)");
+    }
+
+    [Theory]
+    [InlineData("MaskRcnn.Net.DependencyInjection", Training, "MaskRcnn.Net.DependencyInjection reaches MaskRcnn.Net.Training")]
+    [InlineData("MaskRcnn.Net.Backbones", "MaskRcnn.Net.Cli", "MaskRcnn.Net.Backbones reaches MaskRcnn.Net.Training")] // transitively, through the CLI
+    [InlineData("MaskRcnn.Net.Core", "MaskRcnn.Net.Cli", "MaskRcnn.Net reaches MaskRcnn.Net.Training")] // and everything above Core with it
+    [InlineData(Training, Heads, "MaskRcnn.Net.Training references MaskRcnn.Net.Heads directly")]
+    public void The_layering_rules_catch_a_wrong_edge(string from, string to, string expected)
+    {
+        var graph = ActualGraph();
+        graph[from] = [.. graph[from], to];
+        LayeringViolations(graph).Should().Contain(v => v.StartsWith(expected, StringComparison.Ordinal));
     }
 
     [Fact]
