@@ -12,8 +12,9 @@ namespace MaskRcnn.Net;
 
 /// <summary>
 /// A Mask R-CNN: transform → backbone (+FPN) → region proposal network → RoI heads → detections at the original
-/// image size. Build one with <see cref="MaskRcnnBuilder"/> or <see cref="Load"/>. State-dict keys equal
-/// torchvision's <c>maskrcnn_resnet50_fpn</c> (<c>backbone.*</c>, <c>rpn.*</c>, <c>roi_heads.*</c>).
+/// image size (the orchestration is <see cref="GeneralizedRcnn"/>'s; this class adds the configuration, input checks,
+/// conversion to .NET results and file I/O). Build one with <see cref="MaskRcnnBuilder"/> or <see cref="Load"/>.
+/// State-dict keys equal torchvision's <c>maskrcnn_resnet50_fpn</c> (<c>backbone.*</c>, <c>rpn.*</c>, <c>roi_heads.*</c>).
 /// </summary>
 /// <remarks>
 /// Thread safety: once in evaluation mode (the state after <see cref="MaskRcnnBuilder.Build"/> or <see cref="Load"/>),
@@ -21,37 +22,19 @@ namespace MaskRcnn.Net;
 /// dispose scope and inference mode and only reads the weights. Training, <see cref="Module.Train"/>,
 /// <see cref="Module.To(Device)"/> and loading weights must not overlap with predictions.
 /// </remarks>
-public sealed class MaskRcnnModel : Module, ITrainableDetector, IInstanceSegmenter
+public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstanceSegmenter
 {
     /// <summary>Safetensors metadata key under which <see cref="Save"/> stores the model configuration JSON.</summary>
     public const string ConfigMetadataKey = "maskrcnn.net.config";
-    private readonly IReadOnlyList<string> poolerFeatureNames;
 
     internal MaskRcnnModel(MaskRcnnConfig config, Module backbone, RegionProposalNetwork rpn, RoIHeads roiHeads)
+        : base(new ImageTransform(config.Transform), backbone, rpn, roiHeads)
     {
         Config = config;
-        Backbone = backbone as IBackbone ?? throw new ArgumentException("the backbone must implement IBackbone", nameof(backbone));
-        RegisterModule("backbone", backbone);
-        Rpn = RegisterModule("rpn", rpn);
-        RoIHeads = RegisterModule("roi_heads", roiHeads);
-        Transform = new ImageTransform(config.Transform);
-        poolerFeatureNames = backbone is BackboneWithFpn fpn ? fpn.LevelNames : Backbone.FeatureNames.Where(n => n != "pool").ToArray();
     }
 
     /// <summary>The configuration the model was built from.</summary>
     public MaskRcnnConfig Config { get; }
-
-    /// <summary>Backbone with FPN.</summary>
-    public IBackbone Backbone { get; }
-
-    /// <summary>Region proposal network.</summary>
-    public RegionProposalNetwork Rpn { get; }
-
-    /// <summary>Box and mask heads.</summary>
-    public RoIHeads RoIHeads { get; }
-
-    /// <summary>Resize/normalise/batch transform.</summary>
-    public ImageTransform Transform { get; }
 
     /// <inheritdoc />
     Module ITrainableDetector.Module => this;
@@ -72,94 +55,6 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector, IInstanceSegment
         To(device);
         Device = device;
         return this;
-    }
-
-    private (ImageBatch Batch, FeatureMaps Features, IReadOnlyList<DetectionTarget>? Targets) Prepare(
-        IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget>? targets)
-    {
-        var (batch, resizedTargets) = Transform.Forward(images, targets, IsTraining);
-        var features = Backbone.Forward(batch.Images);
-        return (batch, features, resizedTargets);
-    }
-
-    private IReadOnlyList<Tensor> PoolerFeatures(FeatureMaps features) => poolerFeatureNames.Select(n => features[n]).ToArray();
-
-    /// <summary>
-    /// Training forward pass on float [3, H, W] images in [0, 1] (on the model's device) with their targets: returns
-    /// the five named losses (<see cref="LossDictionary"/>). Call <see cref="Module.Train"/> first.
-    /// </summary>
-    public LossDictionary ComputeLosses(IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget> targets)
-    {
-        ArgumentNullException.ThrowIfNull(targets);
-        if (!IsTraining)
-        {
-            throw new InvalidOperationException("ComputeLosses needs training mode: call Train() first");
-        }
-
-        ArgumentNullException.ThrowIfNull(images);
-        for (var i = 0; i < images.Count; i++)
-        {
-            CheckImageSize(images[i], $"images[{i}]");
-        }
-
-        using var scope = Torch.NewDisposeScope();
-        var (batch, features, resized) = Prepare(images, targets);
-        var (proposals, rpnLosses) = Rpn.Forward(batch, features.Tensors, resized);
-        var (_, headLosses) = RoIHeads.Forward(PoolerFeatures(features), proposals, batch.Sizes, resized);
-        var losses = new LossDictionary();
-        foreach (var (k, v) in rpnLosses.Concat(headLosses))
-        {
-            losses[k] = v.MoveToOuterDisposeScope();
-        }
-
-        return losses;
-    }
-
-    /// <summary>
-    /// Inference on float [3, H, W] images in [0, 1] (on the model's device): detections per image as tensors at
-    /// the original size, masks as [D, 1, H, W] probabilities. The caller owns the returned tensors.
-    /// </summary>
-    public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images) => Detect(images, CancellationToken.None);
-
-    /// <summary>
-    /// <see cref="Detect(IReadOnlyList{Tensor})"/>, checking <paramref name="cancellationToken"/> between stages
-    /// (backbone, proposals, RoI heads, each image's postprocessing).
-    /// </summary>
-    /// <exception cref="OperationCanceledException">Cancelled; nothing is returned and nothing leaks.</exception>
-    public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(images);
-        if (IsTraining)
-        {
-            throw new InvalidOperationException("prediction needs evaluation mode: call Eval() first");
-        }
-
-        for (var i = 0; i < images.Count; i++)
-        {
-            CheckImageSize(images[i], $"images[{i}]");
-        }
-
-        using var scope = Torch.NewDisposeScope();
-        cancellationToken.ThrowIfCancellationRequested();
-        var (batch, features, _) = Prepare(images, null);
-        cancellationToken.ThrowIfCancellationRequested();
-        var (proposals, _) = Rpn.Forward(batch, features.Tensors);
-        cancellationToken.ThrowIfCancellationRequested();
-        var (detections, _) = RoIHeads.Forward(PoolerFeatures(features), proposals, batch.Sizes);
-        var result = new List<DetectionTensors>();
-        for (var i = 0; i < detections.Count; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var original = new ImageSize((int)images[i].Size(1), (int)images[i].Size(2));
-            var d = Transform.Postprocess(detections[i], batch.Sizes[i], original);
-            d.Boxes.MoveToOuterDisposeScope();
-            d.Scores.MoveToOuterDisposeScope();
-            d.Labels.MoveToOuterDisposeScope();
-            d.Masks?.MoveToOuterDisposeScope();
-            result.Add(d);
-        }
-
-        return result;
     }
 
     /// <summary>Detects and segments the objects in one image.</summary>
@@ -221,6 +116,9 @@ public sealed class MaskRcnnModel : Module, ITrainableDetector, IInstanceSegment
         using var onDevice = rgb.To(Device, DType.Float32);
         return onDevice / 255.0;
     }
+
+    /// <inheritdoc />
+    protected override void CheckImage(Tensor image, string description) => CheckImageSize(image, description);
 
     /// <summary>
     /// Refuses, before any work, an input whose height or width is 0, that the resize would shrink to nothing, or
