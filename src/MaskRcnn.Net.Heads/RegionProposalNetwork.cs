@@ -5,10 +5,25 @@ using MaskRcnn.Net.Core.Structures;
 
 namespace MaskRcnn.Net.Heads;
 
-/// <summary>Per-level objectness logits [N, A, H, W] and box deltas [N, 4·A, H, W] predicted by an RPN head.</summary>
+/// <summary>
+/// Per-level objectness logits [N, A, H, W] and box deltas [N, 4·A, H, W] predicted by an RPN head. The caller of
+/// <see cref="IRpnHead.Forward"/> owns the tensors (inside a dispose scope the scope releases them; outside one,
+/// <see cref="Dispose"/> does; idempotent). A copy made with <c>with</c> shares the lists it did not replace: dispose
+/// exactly one of the two.
+/// </summary>
 /// <param name="Objectness">One tensor per feature level.</param>
 /// <param name="BoxDeltas">One tensor per feature level.</param>
-public sealed record RpnHeadOutput(IReadOnlyList<Tensor> Objectness, IReadOnlyList<Tensor> BoxDeltas);
+public sealed record RpnHeadOutput(IReadOnlyList<Tensor> Objectness, IReadOnlyList<Tensor> BoxDeltas) : IDisposable
+{
+    /// <summary>Disposes every tensor of <see cref="Objectness"/> and <see cref="BoxDeltas"/> (idempotent).</summary>
+    public void Dispose()
+    {
+        foreach (var t in Objectness.Concat(BoxDeltas))
+        {
+            t.Dispose();
+        }
+    }
+}
 
 /// <summary>A replaceable RPN head: implementations must also derive from <see cref="Module"/>.</summary>
 public interface IRpnHead

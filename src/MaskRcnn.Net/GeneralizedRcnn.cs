@@ -108,12 +108,17 @@ public class GeneralizedRcnn : Module
     /// Inference on float [3, H, W] images in [0, 1] (on the model's device): detections per image as tensors at
     /// the original size, masks as [D, 1, H, W] probabilities. The caller owns the returned tensors.
     /// </summary>
+    /// <returns>
+    /// One <see cref="DetectionTensors"/> per image, owned by the caller: their tensors were moved out of this call's
+    /// dispose scope into the caller's (if any); outside a scope, dispose each one when done.
+    /// </returns>
     public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images) => Detect(images, CancellationToken.None);
 
     /// <summary>
     /// <see cref="Detect(IReadOnlyList{Tensor})"/>, checking <paramref name="cancellationToken"/> between stages
     /// (backbone, proposals, RoI heads, each image's postprocessing).
     /// </summary>
+    /// <returns>One <see cref="DetectionTensors"/> per image, owned by the caller (as for <see cref="Detect(IReadOnlyList{Tensor})"/>).</returns>
     /// <exception cref="OperationCanceledException">Cancelled; nothing is returned and nothing leaks.</exception>
     public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images, CancellationToken cancellationToken)
     {
@@ -140,12 +145,17 @@ public class GeneralizedRcnn : Module
         {
             cancellationToken.ThrowIfCancellationRequested();
             var original = new ImageSize((int)images[i].Size(1), (int)images[i].Size(2));
-            var d = Transform.Postprocess(detections[i], batch.Sizes[i], original);
+            result.Add(Transform.Postprocess(detections[i], batch.Sizes[i], original));
+        }
+
+        // Only now, with nothing left to cancel, do the results leave this call's scope: a cancellation above lets
+        // the scope release the images already postprocessed.
+        foreach (var d in result)
+        {
             d.Boxes.MoveToOuterDisposeScope();
             d.Scores.MoveToOuterDisposeScope();
             d.Labels.MoveToOuterDisposeScope();
             d.Masks?.MoveToOuterDisposeScope();
-            result.Add(d);
         }
 
         return result;

@@ -9,6 +9,12 @@ namespace MaskRcnn.Net.Core.Structures;
 /// The maps live in the dispose scope that was current when the forward pass returned; <see cref="Dispose"/>
 /// releases them early.
 /// </summary>
+/// <remarks>
+/// Ownership: the list holds its tensors, it does not copy them; whoever receives it owns it (a backbone's caller:
+/// inside a dispose scope the scope releases the maps, outside one dispose the list). Disposing twice, or after the
+/// scope released the maps, is harmless (<see cref="Tensor.Dispose"/> is idempotent). <see cref="Tensors"/> and the
+/// indexers hand out the same tensors, not copies.
+/// </remarks>
 public sealed class FeatureMaps : IReadOnlyList<(string Name, Tensor Map)>, IDisposable
 {
     private readonly (string Name, Tensor Map)[] maps;
@@ -81,7 +87,7 @@ public sealed class FeatureMaps : IReadOnlyList<(string Name, Tensor Map)>, IDis
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    /// <summary>Disposes every map.</summary>
+    /// <summary>Disposes every map (idempotent).</summary>
     public void Dispose()
     {
         foreach (var (_, m) in maps)

@@ -2,11 +2,19 @@ using MaskRcnn.Net.Core;
 
 namespace MaskRcnn.Net.Training;
 
-/// <summary>An image with its annotations, as it flows through an augmentation pipeline.</summary>
+/// <summary>
+/// An image with its annotations, as it flows through an augmentation pipeline. Ownership: the record holds its
+/// image tensor, it does not copy it; whoever holds the example last (see <see cref="ITransform"/>) owns the image and
+/// disposes it with <see cref="Dispose"/> (idempotent), unless a dispose scope owns it. A copy made with <c>with</c>
+/// shares the image unless it replaces it: dispose exactly one of the two.
+/// </summary>
 /// <param name="Image">[C, H, W] image tensor (the <see cref="DataLoader"/> passes float32 in [0, 1]).</param>
 /// <param name="Annotations">The annotations in the image's pixel coordinates; masks have the image's size.</param>
-public sealed record DetectionExample(Tensor Image, IReadOnlyList<Annotation> Annotations)
+public sealed record DetectionExample(Tensor Image, IReadOnlyList<Annotation> Annotations) : IDisposable
 {
+    /// <summary>Disposes <see cref="Image"/> (idempotent). The annotations are plain .NET data.</summary>
+    public void Dispose() => Image.Dispose();
+
     /// <summary>Image height (the size of dimension −2).</summary>
     public int Height => checked((int)Image.Size(-2));
 

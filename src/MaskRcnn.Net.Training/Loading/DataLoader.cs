@@ -278,9 +278,7 @@ public sealed class DataLoader : ITrainingBatchSource
 
             foreach (var t in targets)
             {
-                t.Boxes.Dispose();
-                t.Labels.Dispose();
-                t.Masks?.Dispose();
+                t.Dispose();
             }
 
             throw;

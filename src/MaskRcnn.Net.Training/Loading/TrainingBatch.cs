@@ -5,7 +5,10 @@ namespace MaskRcnn.Net.Training;
 
 /// <summary>
 /// A batch of training images and their targets from a <see cref="DataLoader"/>. The batch owns every tensor it
-/// holds (outside any dispose scope); dispose it when the step is done.
+/// holds (outside any dispose scope); the consumer that received it from the loader owns the batch and disposes it
+/// when the step is done. <see cref="Images"/> and the <see cref="DetectionTarget"/>s of <see cref="Targets"/> are
+/// the batch's own tensors, not copies: do not dispose them separately (a <c>with</c> copy of a target shares them
+/// too). Disposing twice is harmless.
 /// </summary>
 public sealed class TrainingBatch : IDisposable
 {
@@ -68,9 +71,7 @@ public sealed class TrainingBatch : IDisposable
 
         foreach (var t in targets)
         {
-            t.Boxes.Dispose();
-            t.Labels.Dispose();
-            t.Masks?.Dispose();
+            t.Dispose();
         }
     }
 }
