@@ -122,11 +122,8 @@ public sealed class MaskRcnnBuilder
     /// configuration cannot describe custom code, so <see cref="MaskRcnnModel.Save"/> refuses such a model (see
     /// <see cref="CustomPartsOf"/>); save its weights with <see cref="MaskRcnnModelWeights.SaveWeights"/> instead.
     /// </summary>
-    public MaskRcnnBuilder WithBackbone(Func<MaskRcnnConfig, Module> factory)
-    {
-        backboneFactory = factory ?? throw new ArgumentNullException(nameof(factory));
-        return this;
-    }
+    public MaskRcnnBuilder WithBackbone(Func<MaskRcnnConfig, Module> factory) =>
+        SetFactory(ref backboneFactory, factory, p => p with { Backbone = null });
 
     /// <summary>Number of classes including background, without names.</summary>
     public MaskRcnnBuilder WithNumClasses(int numClasses) => Configure(c => c with { NumClasses = numClasses, ClassNames = null });
@@ -226,20 +223,86 @@ public sealed class MaskRcnnBuilder
         return this;
     }
 
-    /// <summary>Replaces the RPN head: factory(inChannels, anchorsPerLocation).</summary>
-    public MaskRcnnBuilder WithRpnHead(Func<int, int, IRpnHead> factory) => Set(ref rpnHeadFactory, factory);
+    /// <summary>
+    /// Replaces the RPN head: factory(inChannels, anchorsPerLocation). <see cref="MaskRcnnModel.Save"/> refuses the model
+    /// (custom code); register the factory in <see cref="PartRegistry"/> and use <see cref="WithRpnHead(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithRpnHead(Func<int, int, IRpnHead> factory) => SetFactory(ref rpnHeadFactory, factory, p => p with { RpnHead = null });
 
-    /// <summary>Replaces the box head: factory(inChannels, poolerResolution).</summary>
-    public MaskRcnnBuilder WithBoxHead(Func<int, int, IBoxHead> factory) => Set(ref boxHeadFactory, factory);
+    /// <summary>
+    /// Replaces the box head: factory(inChannels, poolerResolution). <see cref="MaskRcnnModel.Save"/> refuses the model
+    /// (custom code); register the factory in <see cref="PartRegistry"/> and use <see cref="WithBoxHead(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithBoxHead(Func<int, int, IBoxHead> factory) => SetFactory(ref boxHeadFactory, factory, p => p with { BoxHead = null });
 
-    /// <summary>Replaces the box predictor: factory(representationSize, numClasses).</summary>
-    public MaskRcnnBuilder WithBoxPredictor(Func<int, int, IBoxPredictor> factory) => Set(ref boxPredictorFactory, factory);
+    /// <summary>
+    /// Replaces the box predictor: factory(representationSize, numClasses). <see cref="MaskRcnnModel.Save"/> refuses the
+    /// model (custom code); register the factory in <see cref="PartRegistry"/> and use <see cref="WithBoxPredictor(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithBoxPredictor(Func<int, int, IBoxPredictor> factory) => SetFactory(ref boxPredictorFactory, factory, p => p with { BoxPredictor = null });
 
-    /// <summary>Replaces the mask head: factory(inChannels).</summary>
-    public MaskRcnnBuilder WithMaskHead(Func<int, IMaskHead> factory) => Set(ref maskHeadFactory, factory);
+    /// <summary>
+    /// Replaces the mask head: factory(inChannels). <see cref="MaskRcnnModel.Save"/> refuses the model (custom code);
+    /// register the factory in <see cref="PartRegistry"/> and use <see cref="WithMaskHead(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithMaskHead(Func<int, IMaskHead> factory) => SetFactory(ref maskHeadFactory, factory, p => p with { MaskHead = null });
 
-    /// <summary>Replaces the mask predictor: factory(maskHeadChannels, numClasses).</summary>
-    public MaskRcnnBuilder WithMaskPredictor(Func<int, int, IMaskPredictor> factory) => Set(ref maskPredictorFactory, factory);
+    /// <summary>
+    /// Replaces the mask predictor: factory(maskHeadChannels, numClasses). <see cref="MaskRcnnModel.Save"/> refuses the
+    /// model (custom code); register the factory in <see cref="PartRegistry"/> and use <see cref="WithMaskPredictor(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithMaskPredictor(Func<int, int, IMaskPredictor> factory) => SetFactory(ref maskPredictorFactory, factory, p => p with { MaskPredictor = null });
+
+    /// <summary>The backbone registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterBackbone"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithBackbone(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        backboneFactory = null;
+        return SetNamed(p => p with { Backbone = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The RPN head registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterRpnHead"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithRpnHead(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        rpnHeadFactory = null;
+        return SetNamed(p => p with { RpnHead = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The box head registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterBoxHead"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithBoxHead(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        boxHeadFactory = null;
+        return SetNamed(p => p with { BoxHead = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The box predictor registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterBoxPredictor"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithBoxPredictor(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        boxPredictorFactory = null;
+        return SetNamed(p => p with { BoxPredictor = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The mask head registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterMaskHead"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithMaskHead(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        maskHeadFactory = null;
+        return SetNamed(p => p with { MaskHead = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The mask predictor registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterMaskPredictor"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithMaskPredictor(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        maskPredictorFactory = null;
+        return SetNamed(p => p with { MaskPredictor = new NamedPart(name, settings) });
+    }
+
+    private MaskRcnnBuilder SetNamed(Func<CustomPartsConfig, CustomPartsConfig> change) =>
+        Configure(c => c with { Parts = change(c.Parts ?? new CustomPartsConfig()) is { IsEmpty: false } parts ? parts : null });
+
+    private MaskRcnnBuilder SetFactory<T>(ref T? field, T factory, Func<CustomPartsConfig, CustomPartsConfig> clearNamed) where T : class
+    {
+        field = factory ?? throw new ArgumentNullException(nameof(factory));
+        return config.Parts is null ? this : SetNamed(clearNamed);
+    }
 
     /// <summary>
     /// Settings of the multi-scale RoIAlign poolers (defaults: 7×7 and 14×14, sampling ratio 2); null leaves the mask
@@ -312,8 +375,10 @@ public sealed class MaskRcnnBuilder
         {
             throw new InvalidOperationException(
                 $"this model has {string.Join(", ", parts)}; Save cannot record how to rebuild custom code, so MaskRcnnModel.Load " +
-                "would build the default part in its place. Save the weights only with model.SaveWeights(path) and rebuild with the " +
-                "same factories: new MaskRcnnBuilder(model.Config).With…(factory).WithWeights(path).Build().");
+                "would build the default part in its place. Register the factory by name (PartRegistry.RegisterMaskHead(\"my-head\", …) " +
+                "and the builder's WithMaskHead(\"my-head\", settings), likewise for the other parts) so that the configuration records " +
+                "it, or save the weights only with model.SaveWeights(path) and rebuild with the same factories: " +
+                "new MaskRcnnBuilder(model.Config).With…(factory).WithWeights(path).Build().");
         }
     }
 
@@ -386,11 +451,8 @@ public sealed class MaskRcnnBuilder
         model.LoadStateDict(prefixed, strict: false);
     }
 
-    private MaskRcnnBuilder Set<T>(ref T? field, T value) where T : class
-    {
-        field = value ?? throw new ArgumentNullException(nameof(value));
-        return this;
-    }
+    private static T? Named<T>(NamedPart? part, string kind, string field) where T : Delegate =>
+        part is null ? null : PartRegistry.Resolve<T>(kind, part, field);
 
     /// <summary>Builds the model (evaluation mode, on the chosen device, weights loaded if given).</summary>
     public MaskRcnnModel Build()
@@ -411,7 +473,8 @@ public sealed class MaskRcnnBuilder
 
         try
         {
-            var backbone = Track(backboneFactory?.Invoke(config) ?? ResNetFpn.Create(
+            var parts = config.Parts ?? new CustomPartsConfig();
+            var backbone = Track(backboneFactory?.Invoke(config) ?? Named<Func<MaskRcnnConfig, IReadOnlyDictionary<string, string>, Module>>(parts.Backbone, "backbone", nameof(parts.Backbone))?.Invoke(config, parts.Backbone!.SettingsOrEmpty) ?? ResNetFpn.Create(
                 config.Backbone.ToResNetOptions(),
                 config.Backbone.TrainableLayers, config.Backbone.OutChannels));
             var backboneParts = backbone as IBackbone ?? throw new ArgumentException("the backbone factory must return an IBackbone");
@@ -424,19 +487,29 @@ public sealed class MaskRcnnBuilder
             }
 
             var anchors = new AnchorGenerator(config.AnchorSizes, config.AnchorAspectRatios);
-            var rpnHead = Track(rpnHeadFactory?.Invoke(channels, anchors.AnchorsPerLocation[0]) ?? new RpnHead(channels, anchors.AnchorsPerLocation[0]));
+            var rpnHead = Track(rpnHeadFactory?.Invoke(channels, anchors.AnchorsPerLocation[0]) ??
+                Named<Func<int, int, IReadOnlyDictionary<string, string>, IRpnHead>>(parts.RpnHead, "RPN head", nameof(parts.RpnHead))?.Invoke(channels, anchors.AnchorsPerLocation[0], parts.RpnHead!.SettingsOrEmpty) ??
+                new RpnHead(channels, anchors.AnchorsPerLocation[0]));
             var rpn = Track(new RegionProposalNetwork(anchors, rpnHead, config.Rpn));
             var bp = boxPooler ?? new MultiScaleRoIAlign(config.BoxPooler);
-            var boxHead = Track(boxHeadFactory?.Invoke(channels, bp.OutputSize.Height) ?? new TwoMlpHead(channels * bp.OutputSize.Height * bp.OutputSize.Width, config.BoxHeadSize));
-            var boxPredictor = Track(boxPredictorFactory?.Invoke(boxHead.RepresentationSize, config.NumClasses) ?? new FastRcnnPredictor(boxHead.RepresentationSize, config.NumClasses));
+            var boxHead = Track(boxHeadFactory?.Invoke(channels, bp.OutputSize.Height) ??
+                Named<Func<int, int, IReadOnlyDictionary<string, string>, IBoxHead>>(parts.BoxHead, "box head", nameof(parts.BoxHead))?.Invoke(channels, bp.OutputSize.Height, parts.BoxHead!.SettingsOrEmpty) ??
+                new TwoMlpHead(channels * bp.OutputSize.Height * bp.OutputSize.Width, config.BoxHeadSize));
+            var boxPredictor = Track(boxPredictorFactory?.Invoke(boxHead.RepresentationSize, config.NumClasses) ??
+                Named<Func<int, int, IReadOnlyDictionary<string, string>, IBoxPredictor>>(parts.BoxPredictor, "box predictor", nameof(parts.BoxPredictor))?.Invoke(boxHead.RepresentationSize, config.NumClasses, parts.BoxPredictor!.SettingsOrEmpty) ??
+                new FastRcnnPredictor(boxHead.RepresentationSize, config.NumClasses));
             IRoIPooler? mp = null;
             IMaskHead? maskHead = null;
             IMaskPredictor? maskPredictor = null;
             if (config.Masks)
             {
                 mp = maskPooler ?? new MultiScaleRoIAlign(config.MaskPooler);
-                maskHead = Track(maskHeadFactory?.Invoke(channels) ?? new MaskRcnnHead(channels, config.MaskHeadLayers));
-                maskPredictor = Track(maskPredictorFactory?.Invoke(maskHead.OutChannels, config.NumClasses) ?? new MaskRcnnPredictor(maskHead.OutChannels, config.MaskPredictorChannels, config.NumClasses));
+                maskHead = Track(maskHeadFactory?.Invoke(channels) ??
+                    Named<Func<int, IReadOnlyDictionary<string, string>, IMaskHead>>(parts.MaskHead, "mask head", nameof(parts.MaskHead))?.Invoke(channels, parts.MaskHead!.SettingsOrEmpty) ??
+                    new MaskRcnnHead(channels, config.MaskHeadLayers));
+                maskPredictor = Track(maskPredictorFactory?.Invoke(maskHead.OutChannels, config.NumClasses) ??
+                    Named<Func<int, int, IReadOnlyDictionary<string, string>, IMaskPredictor>>(parts.MaskPredictor, "mask predictor", nameof(parts.MaskPredictor))?.Invoke(maskHead.OutChannels, config.NumClasses, parts.MaskPredictor!.SettingsOrEmpty) ??
+                    new MaskRcnnPredictor(maskHead.OutChannels, config.MaskPredictorChannels, config.NumClasses));
             }
 
             var heads = new RoIHeads(bp, boxHead, boxPredictor, mp, maskHead, maskPredictor, config.RoIHeads);

@@ -160,6 +160,13 @@ public sealed record MaskRcnnConfig
     /// <summary>Channels of the mask predictor's transposed convolution (torchvision: 256).</summary>
     public int MaskPredictorChannels { get; init; } = 256;
 
+    /// <summary>
+    /// Parts built by factories registered by name in <see cref="PartRegistry"/> instead of the defaults (null: none);
+    /// the builder's named overloads (<c>WithMaskHead("name", settings)</c>) set it.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public CustomPartsConfig? Parts { get; init; }
+
     /// <summary>The name of class <paramref name="label"/>.</summary>
     public string ClassName(int label) =>
         ClassNames is { } names && label >= 0 && label < names.Count ? names[label] : label.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -213,6 +220,8 @@ public sealed record MaskRcnnConfig
         {
             throw new ArgumentException($"MaskPredictorChannels must be at least 1, got {MaskPredictorChannels}", nameof(MaskPredictorChannels));
         }
+
+        Parts?.Validate();
     }
 
     private static T Require<T>(T? value, string name) where T : class =>
@@ -262,7 +271,8 @@ public sealed record MaskRcnnConfig
         Equals(Rpn, other.Rpn) && Equals(RoIHeads, other.RoIHeads) && Equals(BoxPooler, other.BoxPooler) &&
         Equals(MaskPooler, other.MaskPooler) && Masks == other.Masks && MaskThreshold.Equals(other.MaskThreshold) &&
         SuppressContained.Equals(other.SuppressContained) && BoxHeadSize == other.BoxHeadSize &&
-        ListEqual(MaskHeadLayers, other.MaskHeadLayers) && MaskPredictorChannels == other.MaskPredictorChannels;
+        ListEqual(MaskHeadLayers, other.MaskHeadLayers) && MaskPredictorChannels == other.MaskPredictorChannels &&
+        Equals(Parts is { IsEmpty: false } ? Parts : null, other.Parts is { IsEmpty: false } ? other.Parts : null);
 
     /// <inheritdoc/>
     public override int GetHashCode()

@@ -42,7 +42,10 @@ public class MaskRcnnConfigTests
     [Fact]
     public void A_fully_non_default_config_round_trips_through_json_and_compares_by_value()
     {
-        var config = NonDefault();
+        var config = NonDefault() with
+        {
+            Parts = new CustomPartsConfig { MaskHead = new NamedPart("some-head", new Dictionary<string, string> { ["channels"] = "8" }) },
+        };
         config.Validate();
         var json = config.ToJson();
         var back = MaskRcnnConfig.FromJson(json);
@@ -61,6 +64,7 @@ public class MaskRcnnConfigTests
         back.Should().NotBe(config with { MaskPooler = config.MaskPooler with { SamplingRatio = 2 } });
         back.Should().NotBe(config with { Rpn = config.Rpn with { MinSize = 0.25 } });
         back.Should().NotBe(config with { ClassNames = ["__background__", "tumor", "other"] });
+        back.Should().NotBe(config with { Parts = new CustomPartsConfig { MaskHead = new NamedPart("some-head", new Dictionary<string, string> { ["channels"] = "9" }) } });
 
         // And every top-level setting of the non-default config differs from the default one.
         var defaults = new MaskRcnnConfig();
@@ -330,6 +334,54 @@ public class MaskRcnnConfigTests
 
     private static MaskRcnnBuilder Small() => new MaskRcnnBuilder().WithBackbone(18, NormKind.FrozenBatchNorm)
         .WithClasses("tumor").WithImageSize(128, 160).WithScoreThreshold(0.0).WithSeed(5);
+
+    private static IMaskHead OneConvFromSettings(int inChannels, IReadOnlyDictionary<string, string> settings) =>
+        new OneConvMaskHead(inChannels, int.Parse(settings["channels"], System.Globalization.CultureInfo.InvariantCulture));
+
+    [Fact]
+    public void A_part_registered_by_name_is_recorded_in_the_config_and_rebuilt_by_Load()
+    {
+        const string Name = "config-tests/one-conv-mask-head";
+        PartRegistry.RegisterMaskHead(Name, OneConvFromSettings);
+        PartRegistry.RegisterMaskHead(Name, OneConvFromSettings); // the same factory again is fine
+        FluentActions.Invoking(() => PartRegistry.RegisterMaskHead(Name, (c, _) => new OneConvMaskHead(c, 4)))
+            .Should().Throw<ArgumentException>().WithMessage("*already registered*");
+
+        var dir = Directory.CreateTempSubdirectory("mr_named_").FullName;
+        try
+        {
+            using var model = Small().WithMaskHead(Name, new Dictionary<string, string> { ["channels"] = "8" }).Build();
+            model.RoIHeads.MaskHead.Should().BeOfType<OneConvMaskHead>().Which.OutChannels.Should().Be(8);
+            MaskRcnnBuilder.CustomPartsOf(model).Should().BeEmpty("the configuration describes the part");
+            var path = Path.Combine(dir, "model.safetensors");
+            model.Save(path);
+            File.ReadAllText(Path.Combine(dir, "model.json")).Should().Contain(Name);
+
+            using var loaded = MaskRcnnModel.Load(path);
+            loaded.Config.Should().Be(model.Config);
+            loaded.RoIHeads.MaskHead.Should().BeOfType<OneConvMaskHead>().Which.OutChannels.Should().Be(8);
+            var a = model.Predict(RepoPaths.MriImage(1));
+            var b = loaded.Predict(RepoPaths.MriImage(1));
+            a.Detections.Should().NotBeEmpty();
+            b.Detections.Select(d => (d.Score, d.Box, d.Mask)).Should().Equal(a.Detections.Select(d => (d.Score, d.Box, d.Mask)));
+
+            // Without the registration, the configuration is refused with the way to fix it.
+            var unknown = model.Config with { Parts = new CustomPartsConfig { MaskHead = new NamedPart("config-tests/never-registered") } };
+            var e = FluentActions.Invoking(() => new MaskRcnnBuilder(unknown).Build()).Should().Throw<ArgumentException>().Which;
+            e.ParamName.Should().Be(nameof(CustomPartsConfig.MaskHead));
+            e.Message.Should().Contain("config-tests/never-registered").And.Contain("PartRegistry.RegisterMaskHead");
+
+            // A factory given afterwards replaces the named part (and makes the model unsavable again).
+            using var overridden = Small().WithMaskHead(Name, new Dictionary<string, string> { ["channels"] = "8" })
+                .WithMaskHead(c => new OneConvMaskHead(c, 4)).Build();
+            overridden.Config.Parts.Should().BeNull();
+            MaskRcnnBuilder.CustomPartsOf(overridden).Should().Equal("a custom mask head (WithMaskHead factory)");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 
     [Fact]
     public void Save_refuses_a_model_with_custom_parts_and_SaveWeights_with_the_same_factory_round_trips()
