@@ -414,6 +414,16 @@ public class MaskRcnnConfigTests
                 "a custom box pooler (WithPoolers instance of WrappedPooler)", "a custom box head (WithBoxHead factory)",
                 "a custom mask pooler (WithPoolers instance of WrappedPooler)");
             FluentActions.Invoking(() => many.Save(path)).Should().Throw<InvalidOperationException>().WithMessage("*custom box head*custom mask pooler*");
+            using var others = Small()
+                .WithBackbone(c => ResNetFpn.Create(c.Backbone.Body, c.Backbone.TrainableLayers, c.Backbone.OutChannels))
+                .WithRpnHead((c, a) => new RpnHead(c, a))
+                .WithBoxPredictor((r, n) => new FastRcnnPredictor(r, n))
+                .WithMaskPredictor((c, n) => new MaskRcnnPredictor(c, 256, n)).Build();
+            MaskRcnnBuilder.CustomPartsOf(others).Should().Equal(
+                "a custom backbone (WithBackbone factory)", "a custom RPN head (WithRpnHead factory)",
+                "a custom box predictor (WithBoxPredictor factory)", "a custom mask predictor (WithMaskPredictor factory)");
+            FluentActions.Invoking(() => others.Save(path)).Should().Throw<InvalidOperationException>();
+            File.Exists(path).Should().BeFalse();
 
             // A MultiScaleRoIAlign instance is recorded by its options, so that model saves and reloads the same poolers.
             using var poolers = Small().WithPoolers(new MultiScaleRoIAlign(6, 1), new MultiScaleRoIAlign(10, 3)).Build();
