@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace MaskRcnn.Net.Backbones;
 
 /// <summary>Configuration of a <see cref="ResNet"/> body.</summary>
@@ -34,6 +36,7 @@ public sealed record ResNetOptions(int Depth = 50, NormKind Norm = NormKind.Froz
     public IReadOnlyList<int>? StageBlocks { get; init; }
 
     /// <summary>Residual blocks per stage (layer1..layer4): <see cref="StageBlocks"/>, or the standard layout of <see cref="Depth"/>.</summary>
+    [JsonIgnore]
     public IReadOnlyList<int> BlocksPerStage => StageBlocks ?? StandardBlocks(Depth);
 
     /// <summary>The standard (torchvision) blocks per stage of a ResNet of depth <paramref name="depth"/>.</summary>
@@ -49,6 +52,7 @@ public sealed record ResNetOptions(int Depth = 50, NormKind Norm = NormKind.Froz
     };
 
     /// <summary>True when the stages use <see cref="Bottleneck"/> blocks (depth 50 and deeper).</summary>
+    [JsonIgnore]
     public bool UsesBottleneck => Depth >= 50;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
@@ -74,6 +78,13 @@ public sealed record ResNetOptions(int Depth = 50, NormKind Norm = NormKind.Froz
         if (Norm == NormKind.GroupNorm && GroupNormGroups < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(GroupNormGroups), GroupNormGroups, "group count must be positive");
+        }
+
+        // Every normalised layer of the body has a multiple of 64 channels (the stem has exactly 64).
+        if (Norm == NormKind.GroupNorm && 64 % GroupNormGroups != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(GroupNormGroups), GroupNormGroups,
+                "group count must divide 64, the channels of the body's first norm layer (1, 2, 4, 8, 16, 32 or 64)");
         }
     }
 }

@@ -26,6 +26,72 @@ public sealed record TransformOptions(
 
     /// <summary>ImageNet channel standard deviations.</summary>
     public static IReadOnlyList<double> ImageNetStd { get; } = [0.229, 0.224, 0.225];
+
+    /// <summary>Checks the ranges; throws <see cref="ArgumentException"/> naming the field and its value.</summary>
+    public void Validate()
+    {
+        if (MinSizes is null || MinSizes.Count == 0 || MinSizes.Any(s => s < 1))
+        {
+            throw new ArgumentException(
+                $"TransformOptions.MinSizes must be a non-empty list of positive sizes, got [{string.Join(", ", MinSizes ?? [])}]", nameof(MinSizes));
+        }
+
+        if (MaxSize < 1)
+        {
+            throw new ArgumentException($"TransformOptions.MaxSize must be at least 1, got {MaxSize}", nameof(MaxSize));
+        }
+
+        if (SizeDivisible < 1)
+        {
+            throw new ArgumentException($"TransformOptions.SizeDivisible must be at least 1, got {SizeDivisible}", nameof(SizeDivisible));
+        }
+
+        var mean = Mean ?? ImageNetMean;
+        var std = Std ?? ImageNetStd;
+        if (mean.Count == 0 || mean.Any(m => !double.IsFinite(m)))
+        {
+            throw new ArgumentException($"TransformOptions.Mean must be a non-empty list of finite values, got [{string.Join(", ", mean)}]", nameof(Mean));
+        }
+
+        if (std.Count != mean.Count || std.Any(s => !(s > 0) || !double.IsFinite(s)))
+        {
+            throw new ArgumentException(
+                $"TransformOptions.Std must have one positive finite value per Mean channel ({mean.Count}), got [{string.Join(", ", std)}]", nameof(Std));
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool Equals(TransformOptions? other) =>
+        other is not null && ValueLists.Equal(MinSizes, other.MinSizes) && MaxSize == other.MaxSize &&
+        ValueLists.Equal(Mean, other.Mean) && ValueLists.Equal(Std, other.Std) && SizeDivisible == other.SizeDivisible;
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(ValueLists.Hash(MinSizes), MaxSize, ValueLists.Hash(Mean), ValueLists.Hash(Std), SizeDivisible);
+}
+
+/// <summary>Element-wise equality and hashing of the (possibly null) lists inside option records.</summary>
+internal static class ValueLists
+{
+    /// <summary>True when both are null or both hold equal elements in the same order.</summary>
+    public static bool Equal<T>(IReadOnlyList<T>? a, IReadOnlyList<T>? b) =>
+        ReferenceEquals(a, b) || (a is not null && b is not null && a.SequenceEqual(b));
+
+    /// <summary>A hash of the elements (0 for null).</summary>
+    public static int Hash<T>(IReadOnlyList<T>? list)
+    {
+        if (list is null)
+        {
+            return 0;
+        }
+
+        var hash = new HashCode();
+        foreach (var item in list)
+        {
+            hash.Add(item);
+        }
+
+        return hash.ToHashCode();
+    }
 }
 
 /// <summary>
@@ -39,20 +105,13 @@ public sealed class ImageTransform
     private readonly double[] std;
 
     /// <summary>Creates the transform.</summary>
+    /// <exception cref="ArgumentException">A setting is out of range (see <see cref="TransformOptions.Validate"/>).</exception>
     public ImageTransform(TransformOptions options)
     {
         Options = options ?? throw new ArgumentNullException(nameof(options));
-        if (options.MinSizes.Count == 0 || options.MinSizes.Any(s => s <= 0) || options.MaxSize <= 0 || options.SizeDivisible <= 0)
-        {
-            throw new ArgumentException("transform sizes must be positive and MinSizes non-empty", nameof(options));
-        }
-
+        options.Validate();
         mean = (options.Mean ?? TransformOptions.ImageNetMean).ToArray();
         std = (options.Std ?? TransformOptions.ImageNetStd).ToArray();
-        if (mean.Length != std.Length || std.Any(s => !(s > 0)))
-        {
-            throw new ArgumentException("Mean and Std must have the same length and Std must be positive", nameof(options));
-        }
     }
 
     /// <summary>The options.</summary>

@@ -101,7 +101,50 @@ public sealed record RpnOptions(
     int BatchSizePerImage = 256,
     double PositiveFraction = 0.5,
     double ScoreThreshold = 0.0,
-    double MinSize = 1e-3);
+    double MinSize = 1e-3)
+{
+    /// <summary>Checks the ranges; throws <see cref="ArgumentException"/> naming the field and its value.</summary>
+    public void Validate()
+    {
+        static void Positive(int value, string name)
+        {
+            if (value < 1)
+            {
+                throw new ArgumentException($"RpnOptions.{name} must be at least 1, got {value}", name);
+            }
+        }
+
+        static void Fraction(double value, string name)
+        {
+            if (!(value >= 0 && value <= 1))
+            {
+                throw new ArgumentException($"RpnOptions.{name} must be in [0, 1], got {value}", name);
+            }
+        }
+
+        Positive(PreNmsTopNTrain, nameof(PreNmsTopNTrain));
+        Positive(PreNmsTopNTest, nameof(PreNmsTopNTest));
+        Positive(PostNmsTopNTrain, nameof(PostNmsTopNTrain));
+        Positive(PostNmsTopNTest, nameof(PostNmsTopNTest));
+        Fraction(NmsThreshold, nameof(NmsThreshold));
+        Fraction(ForegroundIouThreshold, nameof(ForegroundIouThreshold));
+        Fraction(BackgroundIouThreshold, nameof(BackgroundIouThreshold));
+        if (BackgroundIouThreshold > ForegroundIouThreshold)
+        {
+            throw new ArgumentException(
+                $"RpnOptions.BackgroundIouThreshold ({BackgroundIouThreshold}) must not exceed ForegroundIouThreshold ({ForegroundIouThreshold})",
+                nameof(BackgroundIouThreshold));
+        }
+
+        Positive(BatchSizePerImage, nameof(BatchSizePerImage));
+        Fraction(PositiveFraction, nameof(PositiveFraction));
+        Fraction(ScoreThreshold, nameof(ScoreThreshold));
+        if (!(MinSize >= 0) || !double.IsFinite(MinSize))
+        {
+            throw new ArgumentException($"RpnOptions.MinSize must be finite and non-negative, got {MinSize}", nameof(MinSize));
+        }
+    }
+}
 
 /// <summary>
 /// The region proposal network (torchvision's <c>RegionProposalNetwork</c>): anchors, objectness and deltas from the
@@ -126,6 +169,7 @@ public sealed class RegionProposalNetwork : Module
 
         RegisterModule("head", m);
         Options = options ?? new RpnOptions();
+        Options.Validate();
         matcher = new Matcher(Options.ForegroundIouThreshold, Options.BackgroundIouThreshold, allowLowQualityMatches: true);
         sampler = new BalancedPositiveNegativeSampler(Options.BatchSizePerImage, Options.PositiveFraction);
     }

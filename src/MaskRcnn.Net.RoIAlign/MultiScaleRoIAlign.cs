@@ -70,6 +70,50 @@ public sealed class LevelMapper
     }
 }
 
+/// <summary>Settings of a <see cref="MultiScaleRoIAlign"/> (torchvision's <c>MultiScaleRoIAlign</c> arguments).</summary>
+/// <param name="OutputSize">Side of the square pooled feature (box head: 7, mask head: 14).</param>
+/// <param name="SamplingRatio">Bilinear samples per bin side (torchvision: 2); 0 or less: adaptive, ceil(bin size).</param>
+/// <param name="Kernel">RoIAlign (Mask R-CNN) or RoIPool.</param>
+/// <param name="CanonicalScale">Box side mapped to <paramref name="CanonicalLevel"/> by the <see cref="LevelMapper"/> (224).</param>
+/// <param name="CanonicalLevel">FPN level of a box of <paramref name="CanonicalScale"/> pixels (4).</param>
+public sealed record RoIPoolerOptions(
+    int OutputSize = 7,
+    int SamplingRatio = 2,
+    PoolingKernel Kernel = PoolingKernel.RoIAlign,
+    int CanonicalScale = 224,
+    int CanonicalLevel = 4)
+{
+    /// <summary>torchvision's box pooler: 7×7, sampling ratio 2.</summary>
+    public static RoIPoolerOptions BoxDefault { get; } = new(7);
+
+    /// <summary>torchvision's mask pooler: 14×14, sampling ratio 2.</summary>
+    public static RoIPoolerOptions MaskDefault { get; } = new(14);
+
+    /// <summary>Checks the ranges; throws <see cref="ArgumentException"/> naming the field and its value.</summary>
+    public void Validate()
+    {
+        if (OutputSize < 1)
+        {
+            throw new ArgumentException($"RoIPoolerOptions.OutputSize must be at least 1, got {OutputSize}", nameof(OutputSize));
+        }
+
+        if (!Enum.IsDefined(Kernel))
+        {
+            throw new ArgumentException($"RoIPoolerOptions.Kernel is not a known pooling kernel: {Kernel}", nameof(Kernel));
+        }
+
+        if (CanonicalScale < 1)
+        {
+            throw new ArgumentException($"RoIPoolerOptions.CanonicalScale must be at least 1, got {CanonicalScale}", nameof(CanonicalScale));
+        }
+
+        if (CanonicalLevel < 0)
+        {
+            throw new ArgumentException($"RoIPoolerOptions.CanonicalLevel must not be negative, got {CanonicalLevel}", nameof(CanonicalLevel));
+        }
+    }
+}
+
 /// <summary>
 /// Multi-scale RoIAlign over FPN levels (torchvision's <c>MultiScaleRoIAlign</c>): infers each level's scale from
 /// its size relative to the largest image, assigns every box to a level with <see cref="LevelMapper"/>, and pools
@@ -78,16 +122,29 @@ public sealed class LevelMapper
 public sealed class MultiScaleRoIAlign : IRoIPooler
 {
     /// <summary>Creates the pooler.</summary>
+    /// <exception cref="ArgumentException">A setting is out of range (see <see cref="RoIPoolerOptions.Validate"/>).</exception>
     public MultiScaleRoIAlign(int outputSize = 7, int samplingRatio = 2, PoolingKernel kernel = PoolingKernel.RoIAlign,
         int canonicalScale = 224, int canonicalLevel = 4)
+        : this(new RoIPoolerOptions(outputSize, samplingRatio, kernel, canonicalScale, canonicalLevel))
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(outputSize, 1);
-        OutputSize = (outputSize, outputSize);
-        SamplingRatio = samplingRatio;
-        Kernel = kernel;
-        CanonicalScale = canonicalScale;
-        CanonicalLevel = canonicalLevel;
     }
+
+    /// <summary>Creates the pooler from its options.</summary>
+    /// <exception cref="ArgumentException">A setting is out of range (see <see cref="RoIPoolerOptions.Validate"/>).</exception>
+    public MultiScaleRoIAlign(RoIPoolerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Options = options;
+        OutputSize = (options.OutputSize, options.OutputSize);
+        SamplingRatio = options.SamplingRatio;
+        Kernel = options.Kernel;
+        CanonicalScale = options.CanonicalScale;
+        CanonicalLevel = options.CanonicalLevel;
+    }
+
+    /// <summary>The settings this pooler was made from (what a saved model configuration records).</summary>
+    public RoIPoolerOptions Options { get; }
 
     /// <inheritdoc />
     public (int Height, int Width) OutputSize { get; }

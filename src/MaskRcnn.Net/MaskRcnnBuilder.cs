@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.Detection;
@@ -64,7 +65,18 @@ public sealed class MaskRcnnBuilder
     /// <summary>ResNet depth (18/34/50/101), normalisation, trainable stages (0–5) and FPN channels.</summary>
     public MaskRcnnBuilder WithBackbone(int depth = 50, NormKind norm = NormKind.FrozenBatchNorm, int trainableLayers = 3,
         double normEps = 1e-5, int outChannels = 256) =>
-        Configure(c => c with { Backbone = new BackboneConfig(depth, norm, normEps, trainableLayers, outChannels) });
+        WithBackbone(new ResNetOptions(depth, norm) { NormEps = normEps }, trainableLayers, outChannels);
+
+    /// <summary>
+    /// A ResNet body with every setting of <see cref="ResNetOptions"/> (e.g. <c>GroupNormGroups</c>,
+    /// <c>StageBlocks</c>), trainable stages (0–5) and FPN channels. All of it is saved with the model.
+    /// </summary>
+    public MaskRcnnBuilder WithBackbone(ResNetOptions body, int trainableLayers = ResNetFpn.DefaultTrainableLayers,
+        int outChannels = ResNetFpn.DefaultOutChannels)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Configure(c => c with { Backbone = new BackboneConfig(body, trainableLayers, outChannels) });
+    }
 
     /// <summary>
     /// Starts the ResNet body from ImageNet-pretrained weights: the ResNet-18 ML.NET ships as ONNX
@@ -100,17 +112,18 @@ public sealed class MaskRcnnBuilder
         var o = weights.Options;
         return Configure(c => c with
         {
-            Backbone = c.Backbone with { Depth = o.Depth, Norm = o.Norm, NormEps = o.NormEps, StageBlocks = o.StageBlocks },
+            Backbone = c.Backbone with { Body = o },
             Transform = c.Transform with { Mean = weights.PixelMean, Std = weights.PixelStd },
         });
     }
 
-    /// <summary>Replaces the backbone: the factory returns a <see cref="Module"/> implementing <see cref="IBackbone"/>.</summary>
-    public MaskRcnnBuilder WithBackbone(Func<MaskRcnnConfig, Module> factory)
-    {
-        backboneFactory = factory ?? throw new ArgumentNullException(nameof(factory));
-        return this;
-    }
+    /// <summary>
+    /// Replaces the backbone: the factory returns a <see cref="Module"/> implementing <see cref="IBackbone"/>. The
+    /// configuration cannot describe custom code, so <see cref="MaskRcnnModel.Save"/> refuses such a model (see
+    /// <see cref="CustomPartsOf"/>); save its weights with <see cref="MaskRcnnModelWeights.SaveWeights"/> instead.
+    /// </summary>
+    public MaskRcnnBuilder WithBackbone(Func<MaskRcnnConfig, Module> factory) =>
+        SetFactory(ref backboneFactory, factory, p => p with { Backbone = null });
 
     /// <summary>Number of classes including background, without names.</summary>
     public MaskRcnnBuilder WithNumClasses(int numClasses) => Configure(c => c with { NumClasses = numClasses, ClassNames = null });
@@ -210,27 +223,192 @@ public sealed class MaskRcnnBuilder
         return this;
     }
 
-    /// <summary>Replaces the RPN head: factory(inChannels, anchorsPerLocation).</summary>
-    public MaskRcnnBuilder WithRpnHead(Func<int, int, IRpnHead> factory) => Set(ref rpnHeadFactory, factory);
+    /// <summary>
+    /// Replaces the RPN head: factory(inChannels, anchorsPerLocation). <see cref="MaskRcnnModel.Save"/> refuses the model
+    /// (custom code); register the factory in <see cref="PartRegistry"/> and use <see cref="WithRpnHead(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithRpnHead(Func<int, int, IRpnHead> factory) => SetFactory(ref rpnHeadFactory, factory, p => p with { RpnHead = null });
 
-    /// <summary>Replaces the box head: factory(inChannels, poolerResolution).</summary>
-    public MaskRcnnBuilder WithBoxHead(Func<int, int, IBoxHead> factory) => Set(ref boxHeadFactory, factory);
+    /// <summary>
+    /// Replaces the box head: factory(inChannels, poolerResolution). <see cref="MaskRcnnModel.Save"/> refuses the model
+    /// (custom code); register the factory in <see cref="PartRegistry"/> and use <see cref="WithBoxHead(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithBoxHead(Func<int, int, IBoxHead> factory) => SetFactory(ref boxHeadFactory, factory, p => p with { BoxHead = null });
 
-    /// <summary>Replaces the box predictor: factory(representationSize, numClasses).</summary>
-    public MaskRcnnBuilder WithBoxPredictor(Func<int, int, IBoxPredictor> factory) => Set(ref boxPredictorFactory, factory);
+    /// <summary>
+    /// Replaces the box predictor: factory(representationSize, numClasses). <see cref="MaskRcnnModel.Save"/> refuses the
+    /// model (custom code); register the factory in <see cref="PartRegistry"/> and use <see cref="WithBoxPredictor(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithBoxPredictor(Func<int, int, IBoxPredictor> factory) => SetFactory(ref boxPredictorFactory, factory, p => p with { BoxPredictor = null });
 
-    /// <summary>Replaces the mask head: factory(inChannels).</summary>
-    public MaskRcnnBuilder WithMaskHead(Func<int, IMaskHead> factory) => Set(ref maskHeadFactory, factory);
+    /// <summary>
+    /// Replaces the mask head: factory(inChannels). <see cref="MaskRcnnModel.Save"/> refuses the model (custom code);
+    /// register the factory in <see cref="PartRegistry"/> and use <see cref="WithMaskHead(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithMaskHead(Func<int, IMaskHead> factory) => SetFactory(ref maskHeadFactory, factory, p => p with { MaskHead = null });
 
-    /// <summary>Replaces the mask predictor: factory(maskHeadChannels, numClasses).</summary>
-    public MaskRcnnBuilder WithMaskPredictor(Func<int, int, IMaskPredictor> factory) => Set(ref maskPredictorFactory, factory);
+    /// <summary>
+    /// Replaces the mask predictor: factory(maskHeadChannels, numClasses). <see cref="MaskRcnnModel.Save"/> refuses the
+    /// model (custom code); register the factory in <see cref="PartRegistry"/> and use <see cref="WithMaskPredictor(string, IReadOnlyDictionary{string, string}?)"/> to save it.
+    /// </summary>
+    public MaskRcnnBuilder WithMaskPredictor(Func<int, int, IMaskPredictor> factory) => SetFactory(ref maskPredictorFactory, factory, p => p with { MaskPredictor = null });
 
-    /// <summary>Replaces the RoI poolers (defaults: 7×7 and 14×14 multi-scale RoIAlign, sampling ratio 2).</summary>
+    /// <summary>The backbone registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterBackbone"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithBackbone(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        backboneFactory = null;
+        return SetNamed(p => p with { Backbone = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The RPN head registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterRpnHead"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithRpnHead(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        rpnHeadFactory = null;
+        return SetNamed(p => p with { RpnHead = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The box head registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterBoxHead"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithBoxHead(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        boxHeadFactory = null;
+        return SetNamed(p => p with { BoxHead = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The box predictor registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterBoxPredictor"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithBoxPredictor(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        boxPredictorFactory = null;
+        return SetNamed(p => p with { BoxPredictor = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The mask head registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterMaskHead"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithMaskHead(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        maskHeadFactory = null;
+        return SetNamed(p => p with { MaskHead = new NamedPart(name, settings) });
+    }
+
+    /// <summary>The mask predictor registered as <paramref name="name"/> (<see cref="PartRegistry.RegisterMaskPredictor"/>); saved with the model.</summary>
+    public MaskRcnnBuilder WithMaskPredictor(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        maskPredictorFactory = null;
+        return SetNamed(p => p with { MaskPredictor = new NamedPart(name, settings) });
+    }
+
+    private MaskRcnnBuilder SetNamed(Func<CustomPartsConfig, CustomPartsConfig> change) =>
+        Configure(c => c with { Parts = change(c.Parts ?? new CustomPartsConfig()) is { IsEmpty: false } parts ? parts : null });
+
+    private MaskRcnnBuilder SetFactory<T>(ref T? field, T factory, Func<CustomPartsConfig, CustomPartsConfig> clearNamed) where T : class
+    {
+        field = factory ?? throw new ArgumentNullException(nameof(factory));
+        return config.Parts is null ? this : SetNamed(clearNamed);
+    }
+
+    /// <summary>
+    /// Settings of the multi-scale RoIAlign poolers (defaults: 7×7 and 14×14, sampling ratio 2); null leaves the mask
+    /// pooler as it is. Saved with the model.
+    /// </summary>
+    public MaskRcnnBuilder WithPoolers(RoIPoolerOptions box, RoIPoolerOptions? mask = null)
+    {
+        ArgumentNullException.ThrowIfNull(box);
+        boxPooler = null;
+        if (mask is not null)
+        {
+            maskPooler = null;
+        }
+
+        return Configure(c => c with { BoxPooler = box, MaskPooler = mask ?? c.MaskPooler });
+    }
+
+    /// <summary>
+    /// Replaces the RoI poolers with instances (null <paramref name="mask"/>: the configured mask pooler). A
+    /// <see cref="MultiScaleRoIAlign"/> is recorded by its <see cref="MultiScaleRoIAlign.Options"/> (as
+    /// <see cref="WithPoolers(RoIPoolerOptions, RoIPoolerOptions?)"/>); any other <see cref="IRoIPooler"/> is custom code,
+    /// which <see cref="MaskRcnnModel.Save"/> refuses (see <see cref="CustomPartsOf"/>).
+    /// </summary>
     public MaskRcnnBuilder WithPoolers(IRoIPooler box, IRoIPooler? mask = null)
     {
-        boxPooler = box ?? throw new ArgumentNullException(nameof(box));
-        maskPooler = mask;
+        ArgumentNullException.ThrowIfNull(box);
+        if (box is MultiScaleRoIAlign boxAlign)
+        {
+            boxPooler = null;
+            Configure(c => c with { BoxPooler = boxAlign.Options });
+        }
+        else
+        {
+            boxPooler = box;
+        }
+
+        if (mask is MultiScaleRoIAlign maskAlign)
+        {
+            maskPooler = null;
+            Configure(c => c with { MaskPooler = maskAlign.Options });
+        }
+        else if (mask is not null)
+        {
+            maskPooler = mask;
+        }
+
         return this;
+    }
+
+    /// <summary>
+    /// The parts of <paramref name="model"/> that a builder factory (or a custom pooler instance) made, described as
+    /// "custom mask head (WithMaskHead factory)"; empty for a model the configuration alone rebuilds (built without
+    /// factories, or loaded). <see cref="MaskRcnnModel.Save"/> refuses a model with custom parts.
+    /// </summary>
+    public static IReadOnlyList<string> CustomPartsOf(MaskRcnnModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return CustomParts.TryGetValue(model, out var parts) ? parts : [];
+    }
+
+    /// <summary>
+    /// Throws when <paramref name="model"/> has parts its configuration cannot rebuild (called by
+    /// <see cref="MaskRcnnModel.Save"/>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model has custom parts; the message names them and the way out.</exception>
+    internal static void EnsureSavable(MaskRcnnModel model)
+    {
+        var parts = CustomPartsOf(model);
+        if (parts.Count > 0)
+        {
+            throw new InvalidOperationException(
+                $"this model has {string.Join(", ", parts)}; Save cannot record how to rebuild custom code, so MaskRcnnModel.Load " +
+                "would build the default part in its place. Register the factory by name (PartRegistry.RegisterMaskHead(\"my-head\", …) " +
+                "and the builder's WithMaskHead(\"my-head\", settings), likewise for the other parts) so that the configuration records " +
+                "it, or save the weights only with model.SaveWeights(path) and rebuild with the same factories: " +
+                "new MaskRcnnBuilder(model.Config).With…(factory).WithWeights(path).Build().");
+        }
+    }
+
+    /// <summary>Custom parts of the models this class built (weakly keyed: no model is kept alive by it).</summary>
+    private static readonly ConditionalWeakTable<MaskRcnnModel, IReadOnlyList<string>> CustomParts = new();
+
+    private List<string> DescribeCustomParts()
+    {
+        var parts = new List<string>();
+        void Add(object? factory, string what, string how)
+        {
+            if (factory is not null)
+            {
+                parts.Add($"a custom {what} ({how})");
+            }
+        }
+
+        Add(backboneFactory, "backbone", "WithBackbone factory");
+        Add(rpnHeadFactory, "RPN head", "WithRpnHead factory");
+        Add(boxPooler, "box pooler", $"WithPoolers instance of {boxPooler?.GetType().Name}");
+        Add(boxHeadFactory, "box head", "WithBoxHead factory");
+        Add(boxPredictorFactory, "box predictor", "WithBoxPredictor factory");
+        if (config.Masks)
+        {
+            Add(maskPooler, "mask pooler", $"WithPoolers instance of {maskPooler?.GetType().Name}");
+            Add(maskHeadFactory, "mask head", "WithMaskHead factory");
+            Add(maskPredictorFactory, "mask predictor", "WithMaskPredictor factory");
+        }
+
+        return parts;
     }
 
     /// <summary>Normal(0, σ) weights and zero biases for the class scores (σ 0.01), box deltas and mask logits (σ 0.001).</summary>
@@ -273,11 +451,8 @@ public sealed class MaskRcnnBuilder
         model.LoadStateDict(prefixed, strict: false);
     }
 
-    private MaskRcnnBuilder Set<T>(ref T? field, T value) where T : class
-    {
-        field = value ?? throw new ArgumentNullException(nameof(value));
-        return this;
-    }
+    private static T? Named<T>(NamedPart? part, string kind, string field) where T : Delegate =>
+        part is null ? null : PartRegistry.Resolve<T>(kind, part, field);
 
     /// <summary>Builds the model (evaluation mode, on the chosen device, weights loaded if given).</summary>
     public MaskRcnnModel Build()
@@ -298,30 +473,54 @@ public sealed class MaskRcnnBuilder
 
         try
         {
-            var backbone = Track(backboneFactory?.Invoke(config) ?? ResNetFpn.Create(
+            var parts = config.Parts ?? new CustomPartsConfig();
+            var backbone = Track(backboneFactory?.Invoke(config) ?? Named<Func<MaskRcnnConfig, IReadOnlyDictionary<string, string>, Module>>(parts.Backbone, "backbone", nameof(parts.Backbone))?.Invoke(config, parts.Backbone!.SettingsOrEmpty) ?? ResNetFpn.Create(
                 config.Backbone.ToResNetOptions(),
                 config.Backbone.TrainableLayers, config.Backbone.OutChannels));
-            var channels = (backbone as IBackbone ?? throw new ArgumentException("the backbone factory must return an IBackbone")).OutChannels;
+            var backboneParts = backbone as IBackbone ?? throw new ArgumentException("the backbone factory must return an IBackbone");
+            var channels = backboneParts.OutChannels;
+            if (backboneParts.FeatureNames.Count != config.AnchorSizes.Count)
+            {
+                throw new ArgumentException(
+                    $"AnchorSizes has {config.AnchorSizes.Count} levels but the backbone returns {backboneParts.FeatureNames.Count} feature maps " +
+                    $"({string.Join(", ", backboneParts.FeatureNames)}); give one anchor level per map", nameof(MaskRcnnConfig.AnchorSizes));
+            }
+
             var anchors = new AnchorGenerator(config.AnchorSizes, config.AnchorAspectRatios);
-            var rpnHead = Track(rpnHeadFactory?.Invoke(channels, anchors.AnchorsPerLocation[0]) ?? new RpnHead(channels, anchors.AnchorsPerLocation[0]));
+            var rpnHead = Track(rpnHeadFactory?.Invoke(channels, anchors.AnchorsPerLocation[0]) ??
+                Named<Func<int, int, IReadOnlyDictionary<string, string>, IRpnHead>>(parts.RpnHead, "RPN head", nameof(parts.RpnHead))?.Invoke(channels, anchors.AnchorsPerLocation[0], parts.RpnHead!.SettingsOrEmpty) ??
+                new RpnHead(channels, anchors.AnchorsPerLocation[0]));
             var rpn = Track(new RegionProposalNetwork(anchors, rpnHead, config.Rpn));
-            var bp = boxPooler ?? new MultiScaleRoIAlign(7, 2);
-            var boxHead = Track(boxHeadFactory?.Invoke(channels, bp.OutputSize.Height) ?? new TwoMlpHead(channels * bp.OutputSize.Height * bp.OutputSize.Width, config.BoxHeadSize));
-            var boxPredictor = Track(boxPredictorFactory?.Invoke(boxHead.RepresentationSize, config.NumClasses) ?? new FastRcnnPredictor(boxHead.RepresentationSize, config.NumClasses));
+            var bp = boxPooler ?? new MultiScaleRoIAlign(config.BoxPooler);
+            var boxHead = Track(boxHeadFactory?.Invoke(channels, bp.OutputSize.Height) ??
+                Named<Func<int, int, IReadOnlyDictionary<string, string>, IBoxHead>>(parts.BoxHead, "box head", nameof(parts.BoxHead))?.Invoke(channels, bp.OutputSize.Height, parts.BoxHead!.SettingsOrEmpty) ??
+                new TwoMlpHead(channels * bp.OutputSize.Height * bp.OutputSize.Width, config.BoxHeadSize));
+            var boxPredictor = Track(boxPredictorFactory?.Invoke(boxHead.RepresentationSize, config.NumClasses) ??
+                Named<Func<int, int, IReadOnlyDictionary<string, string>, IBoxPredictor>>(parts.BoxPredictor, "box predictor", nameof(parts.BoxPredictor))?.Invoke(boxHead.RepresentationSize, config.NumClasses, parts.BoxPredictor!.SettingsOrEmpty) ??
+                new FastRcnnPredictor(boxHead.RepresentationSize, config.NumClasses));
             IRoIPooler? mp = null;
             IMaskHead? maskHead = null;
             IMaskPredictor? maskPredictor = null;
             if (config.Masks)
             {
-                mp = maskPooler ?? new MultiScaleRoIAlign(14, 2);
-                maskHead = Track(maskHeadFactory?.Invoke(channels) ?? new MaskRcnnHead(channels, config.MaskHeadLayers));
-                maskPredictor = Track(maskPredictorFactory?.Invoke(maskHead.OutChannels, config.NumClasses) ?? new MaskRcnnPredictor(maskHead.OutChannels, config.MaskPredictorChannels, config.NumClasses));
+                mp = maskPooler ?? new MultiScaleRoIAlign(config.MaskPooler);
+                maskHead = Track(maskHeadFactory?.Invoke(channels) ??
+                    Named<Func<int, IReadOnlyDictionary<string, string>, IMaskHead>>(parts.MaskHead, "mask head", nameof(parts.MaskHead))?.Invoke(channels, parts.MaskHead!.SettingsOrEmpty) ??
+                    new MaskRcnnHead(channels, config.MaskHeadLayers));
+                maskPredictor = Track(maskPredictorFactory?.Invoke(maskHead.OutChannels, config.NumClasses) ??
+                    Named<Func<int, int, IReadOnlyDictionary<string, string>, IMaskPredictor>>(parts.MaskPredictor, "mask predictor", nameof(parts.MaskPredictor))?.Invoke(maskHead.OutChannels, config.NumClasses, parts.MaskPredictor!.SettingsOrEmpty) ??
+                    new MaskRcnnPredictor(maskHead.OutChannels, config.MaskPredictorChannels, config.NumClasses));
             }
 
             var heads = new RoIHeads(bp, boxHead, boxPredictor, mp, maskHead, maskPredictor, config.RoIHeads);
             var model = new MaskRcnnModel(config, backbone, rpn, heads);
             disposables.Clear();
             disposables.Add(model);
+            if (DescribeCustomParts() is { Count: > 0 } custom)
+            {
+                CustomParts.AddOrUpdate(model, custom);
+            }
+
             model.Eval();
             if (predictorInit == PredictorInit.SmallNormal)
             {

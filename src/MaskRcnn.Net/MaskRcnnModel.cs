@@ -271,9 +271,12 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
     /// Saves the weights as safetensors with the configuration in its metadata, plus the same configuration as a
     /// JSON file next to it (<c>model.safetensors</c> → <c>model.json</c>). <see cref="Load"/> restores both.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The model has parts made by builder factories, which the configuration
+    /// cannot rebuild (<see cref="MaskRcnnBuilder.CustomPartsOf"/>); use <see cref="MaskRcnnModelWeights.SaveWeights"/>.</exception>
     public void Save(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        MaskRcnnBuilder.EnsureSavable(this);
         var json = Config.ToJson();
         var tensors = StateDict().ToDictionary(kv => kv.Key, kv => kv.Value);
         SafeTensors.Save(path, tensors, new Dictionary<string, string> { [ConfigMetadataKey] = json, ["format"] = "pt" });

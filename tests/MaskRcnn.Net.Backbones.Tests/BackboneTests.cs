@@ -37,6 +37,20 @@ public class BackboneTests
     }
 
     [Fact]
+    public void GroupNorm_groups_reach_every_norm_layer_and_must_divide_the_stem_channels()
+    {
+        using var body = new ResNet(new ResNetOptions(18, NormKind.GroupNorm) { GroupNormGroups = 8 });
+        var norms = body.NamedModules().Select(m => m.Module).OfType<GroupNorm>().ToList();
+        norms.Should().HaveCount(1 + 8 * 2 + 3, "stem + two per basic block + three downsamples");
+        norms.Should().OnlyContain(n => n.Groups == 8);
+
+        // 48 divides no norm layer's channels (64, 128, …): refused before any layer is made, naming the field.
+        FluentActions.Invoking(() => new ResNet(new ResNetOptions(18, NormKind.GroupNorm) { GroupNormGroups = 48 }))
+            .Should().Throw<ArgumentOutOfRangeException>().Which.ParamName.Should().Be(nameof(ResNetOptions.GroupNormGroups));
+        new ResNetOptions(18, NormKind.BatchNorm) { GroupNormGroups = 48 }.Validate(); // ignored unless the norm is GroupNorm
+    }
+
+    [Fact]
     public void Trainable_layers_follow_torchvision_semantics()
     {
         static string[] Trainable(BackboneWithFpn m) =>

@@ -72,6 +72,33 @@ public class MultiScaleRoIAlignTests
     }
 
     [Fact]
+    public void The_options_record_builds_the_same_pooler_and_its_canonical_level_is_used()
+    {
+        using var scope = Torch.NewDisposeScope();
+        Torch.ManualSeed(4);
+        var feats = new[] { 4, 8, 16 }.Select(s => Tensor.Randn([1, 3, 96 / s, 96 / s])).ToArray();
+        var boxes = new[] { Tensor.FromArray(new float[] { 2, 3, 30, 40, 10, 12, 90, 88, 40, 40, 52, 49 }, 3, 4) };
+        var sizes = new[] { new ImageSize(96, 96) };
+        var options = new RoIPoolerOptions(OutputSize: 5, SamplingRatio: 3, CanonicalScale: 56, CanonicalLevel: 3);
+        var pooler = new MultiScaleRoIAlign(options);
+        pooler.Options.Should().Be(options);
+        pooler.OutputSize.Should().Be((5, 5));
+        new MultiScaleRoIAlign(5, 3, PoolingKernel.RoIAlign, 56, 3).Options.Should().Be(options);
+
+        var y = pooler.Forward(feats, boxes, sizes);
+        y.AllClose(new MultiScaleRoIAlign(5, 3, canonicalScale: 56, canonicalLevel: 3).Forward(feats, boxes, sizes), 0, 0).Should().BeTrue();
+
+        // With torchvision's 224 / 4 the same boxes map to other levels, so the pooled features differ.
+        y.AllClose(new MultiScaleRoIAlign(options with { CanonicalScale = 224, CanonicalLevel = 4 }).Forward(feats, boxes, sizes), 1e-4, 1e-4)
+            .Should().BeFalse();
+
+        FluentActions.Invoking(() => new MultiScaleRoIAlign(options with { OutputSize = 0 }))
+            .Should().Throw<ArgumentException>().Which.ParamName.Should().Be(nameof(RoIPoolerOptions.OutputSize));
+        FluentActions.Invoking(() => new MultiScaleRoIAlign(options with { CanonicalLevel = -2 }))
+            .Should().Throw<ArgumentException>().Which.ParamName.Should().Be(nameof(RoIPoolerOptions.CanonicalLevel));
+    }
+
+    [Fact]
     public void Bad_arguments_throw()
     {
         using var scope = Torch.NewDisposeScope();
