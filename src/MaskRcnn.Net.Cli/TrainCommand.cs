@@ -61,6 +61,10 @@ internal static class TrainCommand
         var batch = new Option<int?>("--batch-size") { Description = "images per batch" + Recipe };
         var accumulate = new Option<int>("--accumulate") { Description = "batches per optimizer step (gradient accumulation)", DefaultValueFactory = _ => 1 };
         var lr = new Option<double?>("--lr") { Description = "base learning rate" + Recipe };
+        var optimizer = new Option<string?>("--optimizer")
+        {
+            Description = "sgd (momentum 0.9, weight decay 1e-4; the default) or adamw (the recipe then picks lr 1e-4, decoupled weight decay 0.05, as MMDetection's AdamW Mask R-CNN; --lr still overrides)",
+        };
         var size = new Option<int?>("--min-size") { Description = "shorter side after resizing" + Recipe };
         var maxSize = new Option<int?>("--max-size") { Description = "longer side limit" + Recipe };
         var depth = new Option<string?>("--backbone") { Description = "resnet18, resnet34, resnet50, resnet101 or resnet152" + Recipe };
@@ -96,7 +100,7 @@ internal static class TrainCommand
         };
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
         {
-            format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr,
+            format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr, optimizer,
             size, maxSize, depth, norm, trainable, init, pretrained, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads, suppress,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
@@ -122,10 +126,12 @@ internal static class TrainCommand
                 Weights = parse.GetValue(init),
                 TimeBudget = mins is { } m ? TimeSpan.FromMinutes(m) : null,
                 Epochs = parse.GetValue(epochs),
+                Optimizer = ParseOptimizer(parse.GetValue(optimizer)),
             };
             request = ParsePretrained(parse.GetValue(pretrained)!, request);
             var recipe = TrainingRecipe.For(train, request);
             var overrides = new List<string>();
+
             T? Given<T>(Option<T?> option) where T : struct
             {
                 var v = parse.GetValue(option);
@@ -202,6 +208,15 @@ internal static class TrainCommand
         });
         return command;
     }
+
+    /// <summary>Parses --optimizer: sgd (also when not given) or adamw, in any case.</summary>
+    /// <exception cref="ArgumentException">Anything else; the message names --optimizer and the choices.</exception>
+    public static OptimizerKind ParseOptimizer(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "sgd" => OptimizerKind.Sgd,
+        "adamw" => OptimizerKind.AdamW,
+        _ => throw new ArgumentException($"--optimizer {value}: expected sgd or adamw"),
+    };
 
     /// <summary>Parses --pretrained: auto, imagenet-resnet18, none, or a path to ResNet18.onnx.</summary>
     public static RecipeRequest ParsePretrained(string value, RecipeRequest request) => value.ToLowerInvariant() switch

@@ -278,6 +278,44 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void Adamw_trains_names_itself_in_the_log_and_an_unknown_optimizer_is_refused()
+    {
+        string[] Args(string outDir, string optimizer) =>
+        [
+            "train", "--train", Path.Combine(Mini, "annotations.json"), "--images", Path.Combine(Mini, "images"), "--out", outDir,
+            "--epochs", "1", "--batch-size", "2", "--min-size", "64", "--max-size", "64", "--pretrained", "none", "--fpn-channels", "16",
+            "--rois-per-image", "16", "--box-head-size", "32", "--mask-head", "8", "--warmup", "1", "--threads", "1",
+            "--optimizer", optimizer, "--lr", "0.0003",
+        ];
+
+        var outDir = Path.Combine(dir, "adamw");
+        Program.Main(Args(outDir, "AdamW")).Should().Be(0);
+        var log = File.ReadAllText(Path.Combine(outDir, "train.log"));
+        log.Should().Contain("recipe: --optimizer adamw: asked for")
+            .And.Contain("with AdamW (lr 0.0003", "--lr overrides the recipe's AdamW rate")
+            .And.Contain("decoupled weight decay 0.05", "the recipe's AdamW weight decay");
+        TrainingCheckpoint.ReadMetadata(Path.Combine(outDir, "checkpoint.safetensors"))[TrainingCheckpoint.OptimizerKey].Should().Be("AdamW");
+        TrainingCheckpoint.ReadState(Path.Combine(outDir, "checkpoint.safetensors")).Step.Should().BeGreaterThan(0);
+
+        var bad = Path.Combine(dir, "bad-optimizer");
+        var error = new StringWriter();
+        var previous = Console.Error;
+        Console.SetError(error);
+        try
+        {
+            Program.Main(Args(bad, "foo")).Should().NotBe(0);
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+
+        error.ToString().Should().Contain("--optimizer foo").And.Contain("sgd or adamw");
+        File.Exists(Path.Combine(bad, "model.safetensors")).Should().BeFalse("a bad value stops the run before training");
+        TrainCommand.ParseOptimizer(null).Should().Be(OptimizerKind.Sgd, "sgd is the default");
+    }
+
+    [Fact]
     public void Epochs_and_minutes_together_are_refused()
     {
         Program.Main([.. TrainArgs(Path.Combine(dir, "x"), Path.Combine(Mini, "images")), "--minutes", "1"]).Should().NotBe(0);

@@ -34,6 +34,49 @@ public sealed record MultiStep(IReadOnlyList<long> Milestones, double Gamma = 0.
 {
     /// <inheritdoc />
     public double Factor(long step) => Math.Pow(Gamma, Milestones.Count(m => step >= m));
+
+    /// <summary>
+    /// Milestones at fractions of a run of <paramref name="totalSteps"/> steps (torchvision's detection reference
+    /// drops at about 67 % and 89 %): each milestone is the first step <c>s</c> with <c>s / totalSteps ≥ fraction</c>,
+    /// evaluated in double precision exactly as written, so the drop happens at the step that comparison picks.
+    /// </summary>
+    /// <param name="fractions">Fractions of the run in (0, 1).</param>
+    /// <param name="totalSteps">Steps of the run (≥ 0; 0 gives a schedule that never drops).</param>
+    /// <param name="gamma">Drop factor.</param>
+    /// <exception cref="ArgumentException">A fraction is outside (0, 1), or <paramref name="totalSteps"/> is negative.</exception>
+    public static MultiStep AtFractions(IReadOnlyList<double> fractions, long totalSteps, double gamma = 0.1)
+    {
+        ArgumentNullException.ThrowIfNull(fractions);
+        ArgumentOutOfRangeException.ThrowIfNegative(totalSteps);
+        if (fractions.Any(f => f is not (> 0 and < 1)))
+        {
+            throw new ArgumentException($"milestone fractions must be in (0, 1), got [{string.Join(", ", fractions)}]", nameof(fractions));
+        }
+
+        if (totalSteps == 0)
+        {
+            return new MultiStep([], gamma);
+        }
+
+        var milestones = fractions.Select(f =>
+        {
+            // Start from the rounded product and correct it against the comparison itself (the product can be off by
+            // one ulp either way).
+            var s = Math.Max(0, (long)Math.Ceiling(f * totalSteps));
+            while (s > 0 && (double)(s - 1) / totalSteps >= f)
+            {
+                s--;
+            }
+
+            while ((double)s / totalSteps < f)
+            {
+                s++;
+            }
+
+            return s;
+        }).ToArray();
+        return new MultiStep(milestones, gamma);
+    }
 }
 
 /// <summary>Cosine decay from 1 to <paramref name="MinFactor"/> over <paramref name="TotalSteps"/> (PyTorch's CosineAnnealingLR).</summary>
@@ -62,22 +105,46 @@ public sealed record ProductSchedule(params ILearningRateSchedule[] Parts) : ILe
     public double Factor(long step) => Parts.Aggregate(1.0, (f, s) => f * s.Factor(step));
 }
 
-/// <summary>Applies a schedule to an optimizer: call <see cref="Step"/> once per iteration (or epoch).</summary>
+/// <summary>
+/// Applies a schedule to an optimizer: call <see cref="Step"/> once per iteration (or epoch). A run resumed at step
+/// N starts the scheduler at N; a schedule whose length is only known later (a time budget planned from the measured
+/// step time) is swapped in with <see cref="Schedule"/>.
+/// </summary>
 public sealed class LearningRateScheduler
 {
     private readonly Optimizer optimizer;
-    private readonly ILearningRateSchedule schedule;
+    private ILearningRateSchedule schedule;
 
-    /// <summary>Creates the scheduler and sets the step-0 learning rates.</summary>
-    public LearningRateScheduler(Optimizer optimizer, ILearningRateSchedule schedule)
+    /// <summary>Creates the scheduler at <paramref name="startStep"/> (0, or the step a resumed run continues from) and sets that step's learning rates.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="startStep"/> is negative.</exception>
+    public LearningRateScheduler(Optimizer optimizer, ILearningRateSchedule schedule, long startStep = 0)
     {
         this.optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
         this.schedule = schedule ?? throw new ArgumentNullException(nameof(schedule));
+        ArgumentOutOfRangeException.ThrowIfNegative(startStep);
+        CurrentStep = startStep;
         Apply();
     }
 
-    /// <summary>Steps taken so far.</summary>
+    /// <summary>Steps taken so far (including the start step).</summary>
     public long CurrentStep { get; private set; }
+
+    /// <summary>
+    /// The schedule followed; setting it applies the new schedule's rate for <see cref="CurrentStep"/> at once (e.g.
+    /// a cosine re-planned over a different number of steps).
+    /// </summary>
+    public ILearningRateSchedule Schedule
+    {
+        get => schedule;
+        set
+        {
+            schedule = value ?? throw new ArgumentNullException(nameof(value));
+            Apply();
+        }
+    }
+
+    /// <summary>The factor of the current step (each group's rate is its initial rate times this).</summary>
+    public double CurrentFactor => schedule.Factor(CurrentStep);
 
     /// <summary>Advances one step and updates every group's learning rate.</summary>
     public void Step()

@@ -35,6 +35,13 @@ public sealed record RecipeRequest
 
     /// <summary>Train for this many epochs (with <see cref="TimeBudget"/>: a cap), or null for the recipe's choice.</summary>
     public int? Epochs { get; init; }
+
+    /// <summary>
+    /// The optimizer (default <see cref="OptimizerKind.Sgd"/>); with <see cref="OptimizerKind.AdamW"/> the recipe
+    /// picks AdamW's usual detection learning rate and weight decay (<see cref="TrainingRecipe.AdamWLearningRate"/>,
+    /// <see cref="TrainingRecipe.AdamWWeightDecay"/>).
+    /// </summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
 }
 
 /// <summary>One decision of a recipe: the setting, its value and why.</summary>
@@ -98,8 +105,14 @@ public sealed record TrainingRecipe
     /// <summary>Images per batch.</summary>
     public int BatchSize { get; init; } = 4;
 
-    /// <summary>Base learning rate (SGD, momentum 0.9).</summary>
+    /// <summary>The optimizer.</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
+
+    /// <summary>Base learning rate (SGD with momentum 0.9, or AdamW).</summary>
     public double LearningRate { get; init; } = 0.02;
+
+    /// <summary>Weight decay (SGD: L2 on the gradient; AdamW: decoupled), not applied to norm layers and biases.</summary>
+    public double WeightDecay { get; init; } = 1e-4;
 
     /// <summary>Linear warm-up steps.</summary>
     public int WarmupSteps { get; init; } = 50;
@@ -127,6 +140,18 @@ public sealed record TrainingRecipe
 
     /// <summary>An epoch count from which training from ImageNet or scratch upscales the images 1.5x.</summary>
     public const int LongRunEpochs = 16;
+
+    /// <summary>
+    /// AdamW's learning rate: 1e-4, as MMDetection's Mask R-CNN Swin-T config
+    /// (<c>configs/swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py</c>: AdamW, lr 0.0001, betas 0.9/0.999, weight decay
+    /// 0.05, no decay on norm layers) and detectron2's default AdamW (<c>configs/common/optim.py</c>: lr 1e-4, weight decay 0.1) use.
+    /// Adam's per-weight step normalisation makes it far less sensitive to the batch size than SGD's rate, so it is
+    /// not scaled.
+    /// </summary>
+    public const double AdamWLearningRate = 1e-4;
+
+    /// <summary>AdamW's decoupled weight decay: 0.05, as MMDetection's Mask R-CNN Swin-T config (see <see cref="AdamWLearningRate"/>).</summary>
+    public const double AdamWWeightDecay = 0.05;
 
     /// <summary>Picks the settings for training on <paramref name="train"/>.</summary>
     /// <exception cref="ArgumentException">The dataset is empty.</exception>
@@ -183,6 +208,24 @@ public sealed record TrainingRecipe
             }
 
             Choose("--lr", recipe.LearningRate, "SGD with batch 4, 50 warm-up steps, cosine decay to the end of the run");
+        }
+
+        // ---- optimizer ----
+        if (request.Optimizer == OptimizerKind.AdamW)
+        {
+            recipe = recipe with { Optimizer = OptimizerKind.AdamW, LearningRate = AdamWLearningRate, WeightDecay = AdamWWeightDecay };
+            choices.RemoveAll(c => c.Setting == "--lr"); // the SGD rate chosen with the starting point
+            Choose("--optimizer", "adamw", "asked for: AdamW (betas 0.9/0.999) with decoupled weight decay, none on norm layers and biases");
+            Choose("--lr", recipe.LearningRate,
+                $"AdamW's detection setting (MMDetection's Mask R-CNN Swin-T: lr 1e-4, weight decay {AdamWWeightDecay}), with the same warm-up and decay as SGD");
+        }
+        else if (!Enum.IsDefined(request.Optimizer))
+        {
+            throw new ArgumentException($"unknown optimizer {request.Optimizer}: expected Sgd or AdamW", nameof(request));
+        }
+        else
+        {
+            Choose("--optimizer", "sgd", "torchvision's detection reference: SGD with momentum 0.9 and weight decay 1e-4 (none on norm layers and biases)");
         }
 
         // ---- image size from the images ----
@@ -298,8 +341,9 @@ public sealed record TrainingRecipe
 
     /// <summary>The trainer's options for this recipe (checkpointing and the like added by the caller).</summary>
     public TrainerOptions CreateTrainerOptions() =>
-        new(Epochs: Epochs, LearningRate: LearningRate, WarmupIterations: WarmupSteps)
+        new(Epochs: Epochs, LearningRate: LearningRate, WeightDecay: WeightDecay, WarmupIterations: WarmupSteps)
         {
+            Optimizer = Optimizer,
             Decay = Decay,
             TimeBudget = TimeBudget,
         };

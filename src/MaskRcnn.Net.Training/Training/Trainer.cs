@@ -8,8 +8,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace MaskRcnn.Net.Training;
 
 /// <summary>
-/// Trains a detector with SGD (momentum, weight decay), linear warm-up and step or cosine decay, gradient clipping
-/// and accumulation, for a number of epochs or a time budget; writes resumable checkpoints; reports through
+/// Trains a detector with SGD (momentum, weight decay) or AdamW, linear warm-up and step or cosine decay (the
+/// optimizers and schedules of <c>MaskRcnn.Net.Core.Optim</c>, chosen by <see cref="TrainerOptions"/>), gradient
+/// clipping and accumulation, for a number of epochs or a time budget; writes resumable checkpoints; reports through
 /// <see cref="IProgress{T}"/> and <see cref="ILogger"/>; honours cancellation between iterations (writing a
 /// checkpoint first).
 /// </summary>
@@ -66,7 +67,7 @@ public sealed class Trainer
 
         var module = model.Module;
         var (groups, parameterCount) = ParameterGroups(module);
-        using var optimizer = new Sgd(groups, new SgdOptions(Options.LearningRate, Options.Momentum, 0, Options.WeightDecay));
+        using var optimizer = CreateOptimizer(groups);
         var k = Options.GradientAccumulation;
         var stepsPerEpoch = (batches + k - 1) / k;
         var cap = (long)Options.Epochs * stepsPerEpoch;
@@ -80,8 +81,11 @@ public sealed class Trainer
             Resume(resume, module, optimizer, batches, run);
         }
 
-        logger.LogInformation("training {Params} parameters: {Batches} batches per epoch, {Accumulation} per step, up to {Epochs} epochs{Budget}",
-            parameterCount, batches, k, Options.Epochs, Options.TimeBudget is { } budgetSpan ? $", time budget {budgetSpan.TotalMinutes:F1} min" : "");
+        // The learning rate of every step comes from Core.Optim's schedule over the planned steps (rebuilt when a time
+        // budget re-plans them), starting at the step a resumed run continues from.
+        var scheduler = new LearningRateScheduler(optimizer, Options.CreateSchedule(run.TotalSteps), run.Step);
+        logger.LogInformation("training {Params} parameters with {Optimizer}: {Batches} batches per epoch, {Accumulation} per step, up to {Epochs} epochs{Budget}",
+            parameterCount, DescribeOptimizer(), batches, k, Options.Epochs, Options.TimeBudget is { } budgetSpan ? $", time budget {budgetSpan.TotalMinutes:F1} min" : "");
         var summaries = new List<EpochSummary>();
         var session = new Clock(time);
         var reason = TrainingStopReason.Completed;
@@ -115,7 +119,6 @@ public sealed class Trainer
                             }
 
                             optimizer.ZeroGrad();
-                            SetLearningRate(optimizer, run.Step, run.TotalSteps);
                         }
 
                         var lr = optimizer.Groups[0].LearningRate;
@@ -131,6 +134,7 @@ public sealed class Trainer
                         {
                             ClipAndStep(optimizer, run);
                             run.Step++;
+                            scheduler.Step();
                             sessionSteps++;
                             run.Epoch = b + 1 == batches ? epoch + 1 : epoch;
                             run.NextBatch = b + 1 == batches ? 0 : b + 1;
@@ -140,7 +144,7 @@ public sealed class Trainer
                             }
                             else if (sessionSteps == CalibrationSkip + CalibrationSteps && Options.TimeBudget is { } budget)
                             {
-                                Plan(run, budget, session, (session.Elapsed - calibrationStart) / CalibrationSteps, cap);
+                                Plan(run, scheduler, budget, session, (session.Elapsed - calibrationStart) / CalibrationSteps, cap);
                             }
 
                             if (Options.CheckpointEvery > 0 && run.Step % Options.CheckpointEvery == 0)
@@ -185,7 +189,7 @@ public sealed class Trainer
                 if (Options.TimeBudget is { } tb && run.Epoch > epoch && sessionSteps > 0)
                 {
                     // Re-plan with the measured rate including data loading and per-epoch work.
-                    Plan(run, tb, session, session.Elapsed / sessionSteps, cap);
+                    Plan(run, scheduler, tb, session, session.Elapsed / sessionSteps, cap);
                 }
 
                 WriteCheckpoint(module, optimizer, run, session);
@@ -243,6 +247,21 @@ public sealed class Trainer
         return (groups, decay.Concat(noDecay).Sum(p => p.NumEl));
     }
 
+    private Optimizer CreateOptimizer(IEnumerable<ParameterGroup> groups) => Options.Optimizer switch
+    {
+        OptimizerKind.Sgd => new Sgd(groups, new SgdOptions(Options.LearningRate, Options.Momentum, 0, Options.WeightDecay)),
+        OptimizerKind.AdamW => new AdamW(groups, new AdamWOptions(Options.LearningRate, Options.AdamBeta1, Options.AdamBeta2, Options.AdamEps, Options.WeightDecay)),
+        _ => throw new ArgumentException($"unknown optimizer {Options.Optimizer}", nameof(Options.Optimizer)),
+    };
+
+    private string DescribeOptimizer() => Options.Optimizer switch
+    {
+        OptimizerKind.AdamW => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"AdamW (lr {Options.LearningRate:G4}, betas {Options.AdamBeta1:G4}/{Options.AdamBeta2:G4}, eps {Options.AdamEps:G3}, decoupled weight decay {Options.WeightDecay:G4})"),
+        _ => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"SGD (lr {Options.LearningRate:G4}, momentum {Options.Momentum:G4}, weight decay {Options.WeightDecay:G4})"),
+    };
+
     private void Resume(string path, Module module, Optimizer optimizer, int batches, RunState run)
     {
         var state = TrainingCheckpoint.ReadState(path);
@@ -262,7 +281,7 @@ public sealed class Trainer
         logger.LogInformation("resumed from {Path}: {State}", path, TrainingCheckpoint.Describe(state));
     }
 
-    private void Plan(RunState run, TimeSpan budget, Clock session, TimeSpan stepTime, long cap)
+    private void Plan(RunState run, LearningRateScheduler scheduler, TimeSpan budget, Clock session, TimeSpan stepTime, long cap)
     {
         if (stepTime <= TimeSpan.Zero)
         {
@@ -275,23 +294,7 @@ public sealed class Trainer
         {
             logger.LogInformation("time budget: {Seconds:F2} s per step, planning {Steps} steps", stepTime.TotalSeconds, planned);
             run.TotalSteps = planned;
-        }
-    }
-
-    private void SetLearningRate(Optimizer optimizer, long step, long totalSteps)
-    {
-        var factor = step < Options.WarmupIterations
-            ? Options.WarmupFactor + (1 - Options.WarmupFactor) * step / Options.WarmupIterations
-            : 1.0;
-        var progress = totalSteps > 0 ? (double)step / totalSteps : 0;
-        factor *= Options.Decay switch
-        {
-            LearningRateDecay.Cosine => 0.5 * (1 + Math.Cos(Math.PI * Math.Min(progress, 1))),
-            _ => Math.Pow(Options.DecayGamma, Options.DecayAt.Count(f => progress >= f)),
-        };
-        foreach (var g in optimizer.Groups)
-        {
-            g.LearningRate = g.InitialLearningRate * factor;
+            scheduler.Schedule = Options.CreateSchedule(planned);
         }
     }
 

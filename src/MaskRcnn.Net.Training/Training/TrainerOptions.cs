@@ -1,6 +1,20 @@
 using System.Globalization;
+using MaskRcnn.Net.Core.Optim;
 
 namespace MaskRcnn.Net.Training;
+
+/// <summary>The optimizer the <see cref="Trainer"/> builds (both from <c>MaskRcnn.Net.Core.Optim</c>).</summary>
+public enum OptimizerKind
+{
+    /// <summary><see cref="Sgd"/> with <see cref="TrainerOptions.Momentum"/> and L2 weight decay (torchvision's detection reference).</summary>
+    Sgd,
+
+    /// <summary>
+    /// <see cref="AdamW"/> with <see cref="TrainerOptions.AdamBeta1"/>, <see cref="TrainerOptions.AdamBeta2"/>,
+    /// <see cref="TrainerOptions.AdamEps"/> and decoupled weight decay.
+    /// </summary>
+    AdamW,
+}
 
 /// <summary>How the learning rate falls after warm-up.</summary>
 public enum LearningRateDecay
@@ -14,12 +28,18 @@ public enum LearningRateDecay
 
 /// <summary>
 /// Options of <see cref="Trainer"/>; the defaults follow torchvision's detection reference (SGD, momentum 0.9,
-/// weight decay 1e-4, linear warm-up, step decay late in training).
+/// weight decay 1e-4, linear warm-up, step decay late in training). The optimizer (<see cref="Optimizer"/>) and the
+/// learning-rate schedule (<see cref="WarmupIterations"/>, <see cref="WarmupFactor"/>, <see cref="Decay"/>,
+/// <see cref="DecayAt"/>, <see cref="DecayGamma"/>) are data: the trainer builds them from <c>MaskRcnn.Net.Core.Optim</c>
+/// (<see cref="CreateSchedule"/>).
 /// </summary>
 /// <param name="Epochs">Passes over the data (with <see cref="TimeBudget"/>: an upper bound).</param>
 /// <param name="LearningRate">Base learning rate (torchvision: 0.02 for 16 images per step; scale with batch size × accumulation).</param>
-/// <param name="Momentum">SGD momentum.</param>
-/// <param name="WeightDecay">L2 weight decay (not applied to normalisation parameters and biases).</param>
+/// <param name="Momentum">SGD momentum (unused by AdamW).</param>
+/// <param name="WeightDecay">
+/// Weight decay (not applied to normalisation parameters and biases): an L2 penalty added to the gradient with SGD,
+/// decoupled (the weights shrink by learning rate × this each step) with AdamW.
+/// </param>
 /// <param name="WarmupIterations">Optimizer steps of linear warm-up.</param>
 /// <param name="WarmupFactor">Learning-rate factor at the first step.</param>
 /// <param name="GradientClipNorm">Clip the global gradient norm to this value (null: no clipping).</param>
@@ -34,6 +54,18 @@ public sealed record TrainerOptions(
     double? GradientClipNorm = 10.0,
     int LogEvery = 10)
 {
+    /// <summary>The optimizer (default SGD, as torchvision's detection reference).</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
+
+    /// <summary>For <see cref="OptimizerKind.AdamW"/>: decay of the first-moment estimate (PyTorch's betas[0]).</summary>
+    public double AdamBeta1 { get; init; } = 0.9;
+
+    /// <summary>For <see cref="OptimizerKind.AdamW"/>: decay of the second-moment estimate (PyTorch's betas[1]).</summary>
+    public double AdamBeta2 { get; init; } = 0.999;
+
+    /// <summary>For <see cref="OptimizerKind.AdamW"/>: the epsilon added to the update's denominator.</summary>
+    public double AdamEps { get; init; } = 1e-8;
+
     /// <summary>Decay after warm-up.</summary>
     public LearningRateDecay Decay { get; init; } = LearningRateDecay.Step;
 
@@ -84,28 +116,54 @@ public sealed record TrainerOptions(
     /// </summary>
     public string? ResumeFrom { get; init; }
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    /// <summary>
+    /// The learning-rate schedule of a run of <paramref name="totalSteps"/> optimizer steps, from
+    /// <c>MaskRcnn.Net.Core.Optim</c>: <see cref="LinearWarmup"/> over <see cref="WarmupIterations"/> from
+    /// <see cref="WarmupFactor"/>, times <see cref="Cosine"/> over the run or <see cref="MultiStep"/> at the
+    /// <see cref="DecayAt"/> fractions of it. Under a <see cref="TimeBudget"/> the trainer rebuilds it when it
+    /// re-plans the number of steps.
+    /// </summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    public ILearningRateSchedule CreateSchedule(long totalSteps)
+    {
+        Validate();
+        ArgumentOutOfRangeException.ThrowIfNegative(totalSteps);
+        ILearningRateSchedule decay = Decay == LearningRateDecay.Cosine
+            ? new Cosine(totalSteps)
+            : MultiStep.AtFractions(DecayAt, totalSteps, DecayGamma);
+        return new ProductSchedule(new LinearWarmup(WarmupIterations, WarmupFactor), decay);
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> (its <see cref="ArgumentException.ParamName"/> the option) naming the first invalid option and its value.</summary>
     public void Validate()
     {
-        static void Check(bool ok, string what)
+        static void Check(bool ok, string name, object? value, string rule)
         {
             if (!ok)
             {
-                throw new ArgumentException($"invalid trainer option: {what}");
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"TrainerOptions.{name} must be {rule}, got {value}"), name);
             }
         }
 
-        Check(Epochs >= 1, $"Epochs must be >= 1 (got {Epochs})");
-        Check(LearningRate > 0 && double.IsFinite(LearningRate), $"LearningRate must be > 0 (got {LearningRate})");
-        Check(Momentum >= 0 && WeightDecay >= 0, "Momentum and WeightDecay must be >= 0");
-        Check(WarmupIterations >= 0 && WarmupFactor is > 0 and <= 1, "WarmupIterations must be >= 0 and WarmupFactor in (0, 1]");
-        Check(GradientClipNorm is null or > 0, "GradientClipNorm must be > 0");
-        Check(LogEvery >= 1, "LogEvery must be >= 1");
-        Check(GradientAccumulation >= 1, $"GradientAccumulation must be >= 1 (got {GradientAccumulation})");
-        Check(CheckpointEvery >= 0, "CheckpointEvery must be >= 0");
-        Check(TimeBudget is null || TimeBudget > TimeSpan.Zero, "TimeBudget must be positive");
-        Check(DecayAt.All(f => f is > 0 and < 1), "DecayAt fractions must be in (0, 1)");
-        Check(DecayGamma is > 0 and <= 1, "DecayGamma must be in (0, 1]");
+        static bool Finite(double v) => double.IsFinite(v);
+        Check(Epochs >= 1, nameof(Epochs), Epochs, ">= 1");
+        Check(LearningRate > 0 && Finite(LearningRate), nameof(LearningRate), LearningRate, "a finite number > 0");
+        Check(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "Sgd or AdamW");
+        Check(Momentum >= 0 && Finite(Momentum), nameof(Momentum), Momentum, "a finite number >= 0");
+        Check(WeightDecay >= 0 && Finite(WeightDecay), nameof(WeightDecay), WeightDecay, "a finite number >= 0");
+        Check(AdamBeta1 is >= 0 and < 1, nameof(AdamBeta1), AdamBeta1, "in [0, 1)");
+        Check(AdamBeta2 is >= 0 and < 1, nameof(AdamBeta2), AdamBeta2, "in [0, 1)");
+        Check(AdamEps > 0 && Finite(AdamEps), nameof(AdamEps), AdamEps, "a finite number > 0");
+        Check(WarmupIterations >= 0, nameof(WarmupIterations), WarmupIterations, ">= 0");
+        Check(WarmupFactor is > 0 and <= 1, nameof(WarmupFactor), WarmupFactor, "in (0, 1]");
+        Check(Enum.IsDefined(Decay), nameof(Decay), Decay, "Step or Cosine");
+        Check(DecayAt is not null && DecayAt.All(f => f is > 0 and < 1), nameof(DecayAt), DecayAt is null ? "null" : $"[{string.Join(", ", DecayAt)}]", "fractions in (0, 1)");
+        Check(DecayGamma is > 0 and <= 1, nameof(DecayGamma), DecayGamma, "in (0, 1]");
+        Check(GradientClipNorm is null or > 0, nameof(GradientClipNorm), GradientClipNorm, "null or > 0");
+        Check(LogEvery >= 1, nameof(LogEvery), LogEvery, ">= 1");
+        Check(GradientAccumulation >= 1, nameof(GradientAccumulation), GradientAccumulation, ">= 1");
+        Check(CheckpointEvery >= 0, nameof(CheckpointEvery), CheckpointEvery, ">= 0");
+        Check(TimeBudget is null || TimeBudget > TimeSpan.Zero, nameof(TimeBudget), TimeBudget, "null or positive");
     }
 }
 

@@ -20,13 +20,18 @@ public sealed record TrainingState(int Epoch, int NextBatch, long Step, long Tot
 /// <summary>
 /// A resumable training checkpoint: one safetensors file with the module's state dict under <c>model.</c>, the
 /// optimizer's state under <c>optimizer.</c>, the run's CPU random stream as <c>rng.cpu</c>, and the
-/// <see cref="TrainingState"/> as JSON in the metadata key <see cref="StateKey"/>. Written atomically (a temporary
+/// <see cref="TrainingState"/> as JSON in the metadata key <see cref="StateKey"/>, and the optimizer's type (e.g.
+/// <c>Sgd</c>, <c>AdamW</c>) in <see cref="OptimizerKey"/>: SGD's momentum buffers or AdamW's <c>exp_avg</c>,
+/// <c>exp_avg_sq</c> and <c>step</c> are restored only into the same optimizer. Written atomically (a temporary
 /// file renamed over the old one), so an interrupted write never destroys the previous checkpoint.
 /// </summary>
 public static class TrainingCheckpoint
 {
     /// <summary>Metadata key of the <see cref="TrainingState"/> JSON.</summary>
     public const string StateKey = "maskrcnn.training_state";
+
+    /// <summary>Metadata key of the optimizer's type name (<c>Sgd</c>, <c>AdamW</c>) whose state the checkpoint holds.</summary>
+    public const string OptimizerKey = "maskrcnn.optimizer";
 
     private const string ModelPrefix = "model.";
     private const string OptimizerPrefix = "optimizer.";
@@ -59,6 +64,7 @@ public static class TrainingCheckpoint
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             [StateKey] = JsonSerializer.Serialize(state),
+            [OptimizerKey] = optimizer.GetType().Name,
         };
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(dir))
@@ -100,10 +106,22 @@ public static class TrainingCheckpoint
     /// <see cref="TrainingState"/>. The module must have the same architecture (strict: a missing, unexpected or
     /// wrong-shaped key throws <see cref="CheckpointMismatchException"/>).
     /// </summary>
+    /// <exception cref="InvalidOperationException">
+    /// The checkpoint holds another optimizer's state than <paramref name="optimizer"/>'s type (the message names
+    /// both). Checkpoints written before the optimizer was recorded are taken as they are.
+    /// </exception>
     public static TrainingState Restore(string path, Module module, Optimizer? optimizer, RandomGenerator? generator = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         var state = ReadState(path);
+        if (optimizer is not null && SafeTensors.ReadMetadata(path).TryGetValue(OptimizerKey, out var written) &&
+            !string.Equals(written, optimizer.GetType().Name, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException(
+                $"{path} holds the state of the {written} optimizer but this run uses {optimizer.GetType().Name}: " +
+                $"resume with the optimizer the checkpoint was written with ({written}), or start a new run");
+        }
+
         var tensors = SafeTensors.Load(path);
         try
         {

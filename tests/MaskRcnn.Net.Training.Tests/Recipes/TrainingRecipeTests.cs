@@ -98,4 +98,29 @@ public class TrainingRecipeTests
         FluentActions.Invoking(() => recipe.CreateBuilder(["__background__", "tumor"])).Should().Throw<FileNotFoundException>()
             .Which.Message.Should().Contain(missing);
     }
+
+    [Fact]
+    public void AdamW_gets_its_own_learning_rate_and_weight_decay_and_the_choice_is_explained()
+    {
+        var train = Train();
+        var sgd = TrainingRecipe.For(train, new RecipeRequest { Pretrained = PretrainedChoice.None });
+        (sgd.Optimizer, sgd.LearningRate, sgd.WeightDecay).Should().Be((OptimizerKind.Sgd, 0.02, 1e-4));
+        var sgdOptions = sgd.CreateTrainerOptions();
+        (sgdOptions.Optimizer, sgdOptions.LearningRate, sgdOptions.WeightDecay, sgdOptions.Momentum).Should().Be((OptimizerKind.Sgd, 0.02, 1e-4, 0.9));
+        sgd.Choices.Single(c => c.Setting == "--optimizer").Value.Should().Be("sgd");
+
+        foreach (var request in new[] { new RecipeRequest { Pretrained = PretrainedChoice.None }, new RecipeRequest { Weights = "coco.pth" } })
+        {
+            var adamw = TrainingRecipe.For(train, request with { Optimizer = OptimizerKind.AdamW });
+            (adamw.Optimizer, adamw.LearningRate, adamw.WeightDecay).Should().Be((OptimizerKind.AdamW, 1e-4, 0.05), "MMDetection's AdamW Mask R-CNN setting");
+            var options = adamw.CreateTrainerOptions();
+            (options.Optimizer, options.LearningRate, options.WeightDecay).Should().Be((OptimizerKind.AdamW, 1e-4, 0.05));
+            adamw.Choices.Single(c => c.Setting == "--optimizer").Should().Match<RecipeChoice>(c => c.Value == "adamw" && c.Reason.Contains("AdamW"));
+            adamw.Choices.Single(c => c.Setting == "--lr").Should().Match<RecipeChoice>(c => c.Value == "0.0001" && c.Reason.Contains("AdamW"),
+                "the SGD rate's reason is replaced, not kept beside it");
+        }
+
+        FluentActions.Invoking(() => TrainingRecipe.For(train, new RecipeRequest { Optimizer = (OptimizerKind)9 }))
+            .Should().Throw<ArgumentException>().WithMessage("*optimizer*");
+    }
 }
