@@ -136,6 +136,42 @@ public class TrainerOptimizerTests
             (a, b) => Math.Abs(a - b) < 1e-15);
     }
 
+    /// <summary>
+    /// SGD's training is unchanged by the move to Core.Optim's schedules: the optimizer update is the same
+    /// <c>Sgd</c>, and every step's learning rate has the same bits as the trainer's former private formula (warm-up
+    /// factor, then the cosine of step / total or gamma to the number of fractions reached), written out here.
+    /// </summary>
+    [Fact]
+    public void The_learning_rate_is_bit_for_bit_the_formula_the_trainer_had_before_it_used_Core_Optim()
+    {
+        var checkedCount = 0;
+        foreach (var decay in new[] { LearningRateDecay.Step, LearningRateDecay.Cosine })
+        foreach (var batch in new[] { 1, 2, 4 })
+        foreach (var epochs in new[] { 1, 3, 7, 20 })
+        foreach (var warm in new[] { 0, 3, 10 })
+        {
+            using var model = new CountRegressor();
+            var lrs = new List<(long Step, long Total, double Lr)>();
+            var o = new TrainerOptions(Epochs: epochs, LearningRate: 0.02, WarmupIterations: warm, GradientClipNorm: null) { Decay = decay };
+            new Trainer(model, o).Train(new DataLoader(CocoDataset.Load(TestFiles.BrainTumorJson, TestFiles.BrainTumorImages), new DataLoaderOptions(batch, Shuffle: false, Prefetch: 0)),
+                new SyncProgress<TrainingProgress>(p => lrs.Add((p.Step - 1, p.TotalSteps, p.LearningRate))));
+            foreach (var (step, total, lr) in lrs)
+            {
+                var factor = step < o.WarmupIterations ? o.WarmupFactor + (1 - o.WarmupFactor) * step / o.WarmupIterations : 1.0;
+                var progress = total > 0 ? (double)step / total : 0;
+                factor *= o.Decay switch
+                {
+                    LearningRateDecay.Cosine => 0.5 * (1 + Math.Cos(Math.PI * Math.Min(progress, 1))),
+                    _ => Math.Pow(o.DecayGamma, o.DecayAt.Count(f => progress >= f)),
+                };
+                BitConverter.DoubleToInt64Bits(lr).Should().Be(BitConverter.DoubleToInt64Bits(0.02 * factor), $"{decay} b{batch} e{epochs} w{warm} step {step}/{total}");
+                checkedCount++;
+            }
+        }
+
+        checkedCount.Should().BeGreaterThan(1000);
+    }
+
     [Fact]
     public void Sgd_steps_equal_the_hand_computed_momentum_and_weight_decay_updates()
     {
