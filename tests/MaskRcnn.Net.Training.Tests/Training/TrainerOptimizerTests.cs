@@ -1,6 +1,6 @@
 using MaskRcnn.Net.Core.Checkpoints;
 using MaskRcnn.Net.Core.NN;
-using MaskRcnn.Net.Heads;
+using MaskRcnn.Net.Core.Structures;
 
 namespace MaskRcnn.Net.Training.Tests;
 
