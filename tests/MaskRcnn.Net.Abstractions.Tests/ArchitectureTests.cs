@@ -23,6 +23,16 @@ public class ArchitectureTests
         ["MaskRcnn.Net"] = ["MaskRcnn.Net.Core", "MaskRcnn.Net.RoIAlign", "MaskRcnn.Net.Backbones", "MaskRcnn.Net.Heads", "MaskRcnn.Net.Training"],
         ["MaskRcnn.Net.DependencyInjection"] = ["MaskRcnn.Net"],
         ["MaskRcnn.Net.Cli"] = ["MaskRcnn.Net"],
+        // Input adapters: on the libtorch-free assembly only, so every runtime (libtorch, ONNX Runtime) can take their images.
+        ["MaskRcnn.Net.ImageSharp"] = ["MaskRcnn.Net.Abstractions"],
+        ["MaskRcnn.Net.SkiaSharp"] = ["MaskRcnn.Net.Abstractions"],
+    };
+
+    /// <summary>The packages each adapter may depend on (its image library; SkiaSharp's native Skia, never libtorch).</summary>
+    private static readonly Dictionary<string, string[]> AdapterPackages = new()
+    {
+        ["MaskRcnn.Net.ImageSharp"] = ["SixLabors.ImageSharp"],
+        ["MaskRcnn.Net.SkiaSharp"] = ["SkiaSharp", "SkiaSharp.NativeAssets.Linux.NoDependencies"],
     };
 
     private static string Root()
@@ -54,6 +64,38 @@ public class ArchitectureTests
         var abstractions = XDocument.Load(projects["MaskRcnn.Net.Abstractions"]);
         abstractions.Descendants("PackageReference").Should().BeEmpty("the libtorch-free assembly has no package dependency");
         abstractions.Descendants("Import").Should().BeEmpty("nor the native shim's build");
+    }
+
+    [Fact]
+    public void The_image_adapters_closure_holds_no_libtorch_and_no_shim()
+    {
+        var src = Path.Combine(Root(), "src");
+        var projects = Directory.GetFiles(src, "*.csproj", SearchOption.AllDirectories).ToDictionary(p => Path.GetFileNameWithoutExtension(p));
+        foreach (var (adapter, packages) in AdapterPackages)
+        {
+            // Every project reachable through project references, and what each of them imports or references.
+            var closure = new HashSet<string>();
+            var pending = new Stack<string>([adapter]);
+            while (pending.TryPop(out var name))
+            {
+                if (!closure.Add(name))
+                {
+                    continue;
+                }
+
+                foreach (var reference in XDocument.Load(projects[name]).Descendants("ProjectReference"))
+                {
+                    pending.Push(Path.GetFileNameWithoutExtension(reference.Attribute("Include")!.Value.Replace('\\', '/')));
+                }
+            }
+
+            closure.Should().BeEquivalentTo([adapter, "MaskRcnn.Net.Abstractions"], $"{adapter} builds on the libtorch-free assembly alone");
+            var project = XDocument.Load(projects[adapter]);
+            project.Descendants("PackageReference").Select(e => e.Attribute("Include")!.Value).Should().BeSubsetOf(packages,
+                $"{adapter} depends on its image library only (no TorchSharp/libtorch package)");
+            project.Descendants("Import").Should().BeEmpty($"{adapter} does not import the native shim's build");
+            File.ReadAllText(projects[adapter]).Should().NotContainAny(["libtorch", "maskrcnn_native", "MaskRcnn.Net.Native"]);
+        }
     }
 
     [Fact]
