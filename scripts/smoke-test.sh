@@ -8,6 +8,9 @@
 #      with MaskRcnnBuilder, predicts on a real MRI slice from data/brain-tumor/val/images and checks the result
 #      (masks of the image's size, boxes inside the image, scores in [0, 1], the shim loaded from the app's
 #      bin/runtimes/linux-x64/native/);
+#      It then registers the saved model with services.AddMaskRcnn (MaskRcnn.Net.DependencyInjection), loads a PNG of
+#      the slice with ImageSharp (MaskRcnn.Net.ImageSharp) and checks that IInstanceSegmenter.PredictAsync on the
+#      adapter's ImageSource equals model.Predict on the PNG's path;
 #   3. installs the maskrcnn tool package (MaskRcnn.Net.Cli) into the same temporary directory and runs
 #      `maskrcnn predict` on the model that step 2 saved.
 # Exits non-zero on any failed step. Environment: SMOKE_FEED (feed folder), SMOKE_SKIP_PACK=1 (use the packages
@@ -44,6 +47,13 @@ expected = {
     'MaskRcnn.Net.Heads': ['lib/net10.0/MaskRcnn.Net.Heads.dll', 'lib/net10.0/MaskRcnn.Net.Heads.xml'],
     'MaskRcnn.Net.Training': ['lib/net10.0/MaskRcnn.Net.Training.dll', 'lib/net10.0/MaskRcnn.Net.Training.xml'],
     'MaskRcnn.Net.Cli': ['tools/net10.0/any/maskrcnn.dll', 'tools/net10.0/any/runtimes/linux-x64/native/libmaskrcnn_native.so'],
+    'MaskRcnn.Net.ImageSharp': ['lib/net10.0/MaskRcnn.Net.ImageSharp.dll', 'lib/net10.0/MaskRcnn.Net.ImageSharp.xml'],
+    'MaskRcnn.Net.SkiaSharp': ['lib/net10.0/MaskRcnn.Net.SkiaSharp.dll', 'lib/net10.0/MaskRcnn.Net.SkiaSharp.xml'],
+}
+# The adapters depend on the libtorch-free assembly and their image library, nothing that brings libtorch.
+adapter_dependencies = {
+    'MaskRcnn.Net.ImageSharp': {'MaskRcnn.Net.Abstractions', 'SixLabors.ImageSharp'},
+    'MaskRcnn.Net.SkiaSharp': {'MaskRcnn.Net.Abstractions', 'SkiaSharp', 'SkiaSharp.NativeAssets.Linux.NoDependencies'},
 }
 bad = []
 for pid, files in expected.items():
@@ -60,6 +70,11 @@ for pid, files in expected.items():
     for tag in ('<license type="expression">MIT</license>', '<readme>README.md</readme>', '<repository type="git"'):
         if tag not in nuspec:
             bad.append(f'{pid}: nuspec lacks {tag}')
+    if pid in adapter_dependencies:
+        import re
+        deps = set(re.findall(r'<dependency id="([^"]+)"', nuspec))
+        if deps != adapter_dependencies[pid]:
+            bad.append(f'{pid}: depends on {sorted(deps)}, expected {sorted(adapter_dependencies[pid])}')
     print(f'  {pid}.{version}.nupkg: {len(names)} entries')
 if bad:
     print('\n'.join('  FAIL ' + b for b in bad)); sys.exit(1)
@@ -87,12 +102,20 @@ dotnet new console -o "$work/app" -n SmokeApp --framework net10.0 >/dev/null
 cd "$work/app"
 step "dotnet add package MaskRcnn.Net --version $version"
 dotnet add package MaskRcnn.Net --version "$version" >/dev/null
+step "dotnet add package MaskRcnn.Net.DependencyInjection, MaskRcnn.Net.ImageSharp --version $version, Microsoft.Extensions.DependencyInjection 10.0.14"
+dotnet add package MaskRcnn.Net.DependencyInjection --version "$version" >/dev/null
+dotnet add package MaskRcnn.Net.ImageSharp --version "$version" >/dev/null
+dotnet add package Microsoft.Extensions.DependencyInjection --version 10.0.14 >/dev/null
 # The ImageNet ResNet-18, fetched without referencing ML.NET; MaskRcnn.Net's build targets copy it to bin/.
 sed -i 's|</Project>|  <ItemGroup><PackageDownload Include="Microsoft.ML.DnnImageFeaturizer.ResNet18" Version="[0.24.0]" /></ItemGroup>\n</Project>|' SmokeApp.csproj
 cat > Program.cs <<'CS'
 using MaskRcnn.Net;
 using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Core;
+using MaskRcnn.Net.DependencyInjection;
+using MaskRcnn.Net.ImageSharp;
+using Microsoft.Extensions.DependencyInjection;
+using SixLabors.ImageSharp.PixelFormats;
 
 var imagePath = args[0];
 var savePath = args[1];
@@ -170,6 +193,31 @@ Check(!Directory.EnumerateFiles(AppContext.BaseDirectory, "Microsoft.ML*.dll").A
 
 model.Save(savePath);
 Check(File.Exists(savePath), "model not saved");
+
+// An app: the saved model registered with AddMaskRcnn, an image the app loaded with ImageSharp, predicted through
+// IInstanceSegmenter on the adapter's ImageSource. A PNG of the slice (lossless, so ImageSharp and our decoder read
+// the same pixels): the result must equal model.Predict on the PNG's path.
+var pngPath = Path.ChangeExtension(savePath, ".png");
+using (var decoded = MaskRcnn.Net.Core.Imaging.ImageCodec.Decode(imagePath, MaskRcnn.Net.Core.Imaging.ImageReadMode.Rgb))
+{
+    MaskRcnn.Net.Core.Imaging.ImageCodec.SavePng(decoded, pngPath);
+}
+
+var fromPath = model.Predict(pngPath);
+var services = new ServiceCollection();
+services.AddMaskRcnn(o => o.ModelPath = savePath);
+await using (var provider = services.BuildServiceProvider())
+{
+    var app = provider.GetRequiredService<IInstanceSegmenter>();
+    using var loaded = SixLabors.ImageSharp.Image.Load<Rgb24>(pngPath);
+    var viaApp = await app.PredictAsync(loaded.ToImageSource());
+    Console.WriteLine($"AddMaskRcnn + ImageSharp adapter: {viaApp.Detections.Count} detections (model.Predict on the PNG: {fromPath.Detections.Count})");
+    Check(fromPath.Detections.Count > 0, "no detection on the PNG at score threshold 0");
+    Check(viaApp.Width == fromPath.Width && viaApp.Height == fromPath.Height && viaApp.Detections.Count == fromPath.Detections.Count
+        && viaApp.Detections.Zip(fromPath.Detections).All(p => p.First.Box == p.Second.Box && p.First.Score == p.Second.Score
+            && p.First.Label == p.Second.Label && Equals(p.First.Mask, p.Second.Mask)),
+        "AddMaskRcnn's IInstanceSegmenter on the ImageSharp image differs from model.Predict on the PNG");
+}
 Console.WriteLine(failures.Count == 0 ? "consumer checks passed" : $"{failures.Count} consumer checks failed");
 return failures.Count == 0 ? 0 : 1;
 CS

@@ -19,6 +19,13 @@ public class ArchitectureTests
         "MaskRcnn.Net.Abstractions", "MaskRcnn.Net.DependencyInjection",
     ];
 
+    /// <summary>The packages each adapter may depend on (its image library; SkiaSharp's native Skia, never libtorch).</summary>
+    private static readonly Dictionary<string, string[]> AdapterPackages = new()
+    {
+        ["MaskRcnn.Net.ImageSharp"] = ["SixLabors.ImageSharp"],
+        ["MaskRcnn.Net.SkiaSharp"] = ["SkiaSharp", "SkiaSharp.NativeAssets.Linux.NoDependencies"],
+    };
+
     private static string Root()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
@@ -144,6 +151,40 @@ public class ArchitectureTests
         var graph = ActualGraph();
         graph[from] = [.. graph[from], to];
         LayeringViolations(graph).Should().Contain(v => v.StartsWith(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_image_adapters_closure_holds_no_libtorch_and_no_shim()
+    {
+        var src = Path.Combine(Root(), "src");
+        var projects = Directory.GetFiles(src, "*.csproj", SearchOption.AllDirectories).ToDictionary(p => Path.GetFileNameWithoutExtension(p));
+        foreach (var (adapter, packages) in AdapterPackages)
+        {
+            // Every project reachable through project references, and what each of them imports or references.
+            var closure = new HashSet<string>();
+            var pending = new Stack<string>([adapter]);
+            while (pending.TryPop(out var name))
+            {
+                if (!closure.Add(name))
+                {
+                    continue;
+                }
+
+                foreach (var reference in XDocument.Load(projects[name]).Descendants("ProjectReference"))
+                {
+                    pending.Push(Path.GetFileNameWithoutExtension(reference.Attribute("Include")!.Value.Replace('\\', '/')));
+                }
+            }
+
+            closure.Should().BeEquivalentTo([adapter, "MaskRcnn.Net.Abstractions"], $"{adapter} builds on the libtorch-free assembly alone");
+            var project = XDocument.Load(projects[adapter]);
+            project.Descendants("PackageReference").Select(e => e.Attribute("Include")!.Value).Should().BeSubsetOf(packages,
+                $"{adapter} depends on its image library only (no TorchSharp/libtorch package)");
+            project.Descendants("Import").Should().BeEmpty($"{adapter} does not import the native shim's build");
+            var settings = project.Descendants().SelectMany(e => e.Attributes().Select(a => a.Value).Append(e.HasElements ? "" : e.Value));
+            settings.Should().NotContain(v => v.Contains("libtorch", StringComparison.OrdinalIgnoreCase) || v.Contains("maskrcnn_native", StringComparison.OrdinalIgnoreCase)
+                || v.Contains("MaskRcnn.Net.Native", StringComparison.Ordinal), $"{adapter} carries no libtorch or shim asset (comments aside)");
+        }
     }
 
     [Fact]
