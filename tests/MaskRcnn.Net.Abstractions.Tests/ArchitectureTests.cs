@@ -22,7 +22,7 @@ public class ArchitectureTests
         ["MaskRcnn.Net.Training"] = ["MaskRcnn.Net.Core", "MaskRcnn.Net.Heads"],
         ["MaskRcnn.Net"] = ["MaskRcnn.Net.Core", "MaskRcnn.Net.RoIAlign", "MaskRcnn.Net.Backbones", "MaskRcnn.Net.Heads", "MaskRcnn.Net.Training"],
         ["MaskRcnn.Net.DependencyInjection"] = ["MaskRcnn.Net"],
-        ["MaskRcnn.Net.Cli"] = ["MaskRcnn.Net"],
+        ["MaskRcnn.Net.Cli"] = ["MaskRcnn.Net", "MaskRcnn.Net.DependencyInjection"],
     };
 
     private static string Root()
