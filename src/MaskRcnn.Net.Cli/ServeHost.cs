@@ -114,7 +114,7 @@ internal static class ServeHost
         {
         }
 
-        log.LogInformation("stopping: finishing {Count} request(s) in flight", gate.Pending);
+        log.LogInformation("stopping (Ctrl+C/SIGTERM): no new connections; the requests in flight finish first ({Count} predicting or queued)", gate.Pending);
         await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         log.LogInformation("stopped");
         return 0;
@@ -152,12 +152,15 @@ internal static class ServeHost
                 request.ContentLength?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown");
             try
             {
-                if (request.ContentLength > options.MaxRequestBytes)
+                if (request.ContentLength > DrainLimit)
                 {
+                    // Too large to read through: answer at once and close the connection (a client that sent
+                    // "Expect: 100-continue" has not sent the body; another may see the connection reset).
+                    context.Response.Headers.Connection = "close";
                     return TooLarge(request.ContentLength.Value);
                 }
 
-                var (upload, error) = await ReadUploadAsync(request, aborted).ConfigureAwait(false);
+                var (upload, error) = await ReadUploadAsync(context, aborted).ConfigureAwait(false);
                 if (error is not null)
                 {
                     return error;
@@ -242,6 +245,12 @@ internal static class ServeHost
             }
         }
 
+        /// <summary>
+        /// An upload above the limit but at most this large is read through (and dropped) before the 413 answer, so
+        /// that a client still sending its body (a browser's fetch) receives the answer rather than a reset connection.
+        /// </summary>
+        private long DrainLimit => options.MaxRequestBytes * 5;
+
         private IResult TooLarge(long? length)
         {
             var message = length is { } n
@@ -251,28 +260,75 @@ internal static class ServeHost
             return Error(StatusCodes.Status413PayloadTooLarge, "too_large", message);
         }
 
-        /// <summary>The upload's name and bytes, or the error response that refuses it.</summary>
-        private async Task<((string Name, byte[] Bytes) Upload, IResult? Error)> ReadUploadAsync(HttpRequest request, CancellationToken aborted)
+        /// <summary>
+        /// The body, at most --max-request-bytes of it: null (with the bytes seen) when it is larger. This endpoint
+        /// enforces the limit itself instead of Kestrel, reading on past it up to <see cref="DrainLimit"/>.
+        /// </summary>
+        private async Task<(byte[]? Bytes, long Seen, bool Complete)> ReadBodyAsync(HttpContext context, CancellationToken aborted)
         {
-            var contentType = request.ContentType;
-            if (string.IsNullOrWhiteSpace(contentType) || IsRawType(contentType))
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
             {
-                using var buffer = new MemoryStream(request.ContentLength is { } n and > 0 ? (int)Math.Min(n, options.MaxRequestBytes) : 0);
-                await request.Body.CopyToAsync(buffer, aborted).ConfigureAwait(false);
-                if (buffer.Length > options.MaxRequestBytes)
+                size.MaxRequestBodySize = null;
+            }
+
+            var limit = options.MaxRequestBytes;
+            using var buffer = new MemoryStream(context.Request.ContentLength is { } n and > 0 ? (int)Math.Min(n, limit) : 0);
+            var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(81920);
+            long seen = 0;
+            try
+            {
+                int read;
+                while ((read = await context.Request.Body.ReadAsync(chunk, aborted).ConfigureAwait(false)) > 0)
                 {
-                    return (default, TooLarge(buffer.Length));
+                    seen += read;
+                    if (seen <= limit)
+                    {
+                        buffer.Write(chunk, 0, read);
+                    }
+                    else if (seen > DrainLimit)
+                    {
+                        return (null, seen, false);
+                    }
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
+            }
+
+            return seen > limit ? (null, seen, true) : (buffer.ToArray(), seen, true);
+        }
+
+        /// <summary>The upload's name and bytes, or the error response that refuses it.</summary>
+        private async Task<((string Name, byte[] Bytes) Upload, IResult? Error)> ReadUploadAsync(HttpContext context, CancellationToken aborted)
+        {
+            var request = context.Request;
+            var contentType = request.ContentType;
+            var raw = string.IsNullOrWhiteSpace(contentType) || IsRawType(contentType);
+            if (!raw && (!MediaTypeHeaderValue.TryParse(contentType, out var media) ||
+                         !media.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)))
+            {
+                return (default, Unsupported(contentType!));
+            }
+
+            var (bytes, seen, complete) = await ReadBodyAsync(context, aborted).ConfigureAwait(false);
+            if (bytes is null)
+            {
+                if (!complete)
+                {
+                    context.Response.Headers.Connection = "close";
                 }
 
-                return (("upload", buffer.ToArray()), null);
+                return (default, TooLarge(complete ? seen : null));
             }
 
-            if (!request.HasFormContentType || !MediaTypeHeaderValue.TryParse(contentType, out var media) ||
-                !media.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
+            if (raw)
             {
-                return (default, Unsupported(contentType));
+                return (("upload", bytes), null);
             }
 
+            // The form is parsed from the bytes read within the limit.
+            request.Body = new MemoryStream(bytes, writable: false);
             var form = await request.ReadFormAsync(aborted).ConfigureAwait(false);
             if (form.Files.Count != 1)
             {
@@ -285,7 +341,7 @@ internal static class ServeHost
                 return (default, Unsupported(file.ContentType));
             }
 
-            using var content = new MemoryStream((int)Math.Min(file.Length, options.MaxRequestBytes));
+            using var content = new MemoryStream((int)file.Length);
             await file.CopyToAsync(content, aborted).ConfigureAwait(false);
             var fileName = string.IsNullOrWhiteSpace(file.FileName) ? "upload" : Path.GetFileName(file.FileName);
             return ((fileName, content.ToArray()), null);
