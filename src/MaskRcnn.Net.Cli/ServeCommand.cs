@@ -38,7 +38,7 @@ internal static class ServeCommand
                 TimeSpan.FromSeconds(parse.GetValue(shutdownTimeout)), parse.GetValue(scoreThreshold), parse.GetValue(numClasses), parse.GetValue(normEps),
                 parse.GetValue(suppress), parse.GetValue(logLevel)).Validate();
             Program.SetThreads(parse.GetValue(threads));
-            return ServeHost.RunAsync(options, Program.Link(ct), started: null);
+            return ServeHost.RunAsync(options, Program.Link(ct));
         });
         return command;
     }

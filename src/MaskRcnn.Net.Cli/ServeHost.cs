@@ -37,11 +37,10 @@ internal static class ServeHost
     private static readonly string[] RawTypes = ["image/jpeg", "image/jpg", "image/pjpeg", "image/png", "application/octet-stream"];
 
     /// <summary>
-    /// Loads the model, listens until <paramref name="stop"/> is cancelled, then stops gracefully and returns 0.
-    /// <paramref name="started"/>, when given, receives the server's URL once it listens (it is also printed on
-    /// standard output as "maskrcnn serve: listening on URL").
+    /// Loads the model, listens until <paramref name="stop"/> is cancelled, then stops gracefully and returns 0. Once
+    /// it listens, prints "maskrcnn serve: listening on URL" on standard output (with --port 0, the port picked).
     /// </summary>
-    public static async Task<int> RunAsync(ServeOptions options, CancellationToken stop, Action<string>? started)
+    public static async Task<int> RunAsync(ServeOptions options, CancellationToken stop)
     {
         options.Validate();
         var savedModel = PredictCommand.IsSavedModel(options.Weights, options.NumClasses);
@@ -104,7 +103,6 @@ internal static class ServeHost
         Console.Out.Flush();
         log.LogInformation("listening on {Url}: POST /predict, GET /healthz, GET / (max {Concurrency} predictions at once, {Queue} queued, uploads up to {Bytes} bytes)",
             url, options.MaxConcurrency, options.MaxQueue, options.MaxRequestBytes);
-        started?.Invoke(url);
 
         try
         {
