@@ -230,9 +230,10 @@ internal static class ServeHost
                 log.LogWarning("POST /predict: bad multipart body: {Message}", e.Message);
                 return Error(StatusCodes.Status400BadRequest, "bad_multipart", e.Message);
             }
-            catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+            catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)
             {
-                log.LogInformation("POST /predict: the client went away; the prediction was cancelled");
+                // The upload or the prediction stopped (RequestAborted cancels PredictAsync between stages).
+                log.LogInformation("POST /predict: the client went away; its request was dropped");
                 return Results.Empty;
             }
             catch (Exception e) when (e is not OperationCanceledException)
