@@ -58,20 +58,7 @@ internal static class PredictCommand
             var result = model.Predict(image);
             var seconds = sw.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"{path}: {result.Detections.Count} detections in {seconds:0.000} s");
-            results.Add(new
-            {
-                image = path,
-                width = result.Width,
-                height = result.Height,
-                seconds,
-                detections = result.Detections.Select(d => new
-                {
-                    label = d.Label,
-                    score = d.Score,
-                    box = new[] { d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2 },
-                    mask_rle = d.ToRle() is { } rle ? new { size = new[] { rle.Height, rle.Width }, counts = rle.ToCompressedString() } : null,
-                }).ToArray(),
-            });
+            results.Add(PredictionJson.Result(path, result, seconds));
             if (overlayDir is not null)
             {
                 var name = Path.GetFileNameWithoutExtension(path) + ".png";
@@ -85,7 +72,7 @@ internal static class PredictCommand
             Directory.CreateDirectory(dir);
         }
 
-        File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { results }, new JsonSerializerOptions { WriteIndented = false }));
+        File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { results }, PredictionJson.Options));
         return 0;
     }
 
@@ -115,31 +102,53 @@ internal static class PredictCommand
     };
 
     internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5, double? nmsThreshold = null,
-        string? suppressContained = null)
+        string? suppressContained = null) =>
+        IsSavedModel(weights, numClasses)
+            ? MaskRcnnModel.Load(weights, configure: SavedModelChanges(scoreThreshold, nmsThreshold, suppressContained))
+            : TorchvisionBuilder(weights, numClasses, scoreThreshold, normEps, nmsThreshold, suppressContained).Build();
+
+    /// <summary>
+    /// True for a model saved by MaskRcnn.Net (its --num-classes, when given, must match), false for a torchvision
+    /// state dict.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="ArgumentException">--num-classes differs from the saved model's.</exception>
+    internal static bool IsSavedModel(string weights, int? numClasses)
     {
         if (!File.Exists(weights))
         {
             throw new FileNotFoundException($"weights file {weights} does not exist", weights);
         }
 
-        if (MaskRcnnModel.IsSavedModel(weights))
+        if (!MaskRcnnModel.IsSavedModel(weights))
         {
-            var savedClasses = MaskRcnnModel.ReadConfig(weights).NumClasses;
-            if (numClasses is not null && numClasses != savedClasses)
-            {
-                throw new ArgumentException($"--num-classes {numClasses} does not match the saved model's {savedClasses} classes");
-            }
-
-            return MaskRcnnModel.Load(weights, configure: c => ApplySuppress(c with
-            {
-                RoIHeads = c.RoIHeads with
-                {
-                    ScoreThreshold = scoreThreshold ?? c.RoIHeads.ScoreThreshold,
-                    NmsThreshold = nmsThreshold ?? c.RoIHeads.NmsThreshold,
-                },
-            }, suppressContained));
+            return false;
         }
 
+        var savedClasses = MaskRcnnModel.ReadConfig(weights).NumClasses;
+        if (numClasses is not null && numClasses != savedClasses)
+        {
+            throw new ArgumentException($"--num-classes {numClasses} does not match the saved model's {savedClasses} classes");
+        }
+
+        return true;
+    }
+
+    /// <summary>The command-line changes to a saved model's configuration (null: keep the saved value).</summary>
+    internal static Func<MaskRcnnConfig, MaskRcnnConfig> SavedModelChanges(double? scoreThreshold, double? nmsThreshold, string? suppressContained) =>
+        c => ApplySuppress(c with
+        {
+            RoIHeads = c.RoIHeads with
+            {
+                ScoreThreshold = scoreThreshold ?? c.RoIHeads.ScoreThreshold,
+                NmsThreshold = nmsThreshold ?? c.RoIHeads.NmsThreshold,
+            },
+        }, suppressContained);
+
+    /// <summary>The builder of a model from a torchvision state dict with the command-line settings.</summary>
+    internal static MaskRcnnBuilder TorchvisionBuilder(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5,
+        double? nmsThreshold = null, string? suppressContained = null)
+    {
         var builder = new MaskRcnnBuilder().WithNumClasses(numClasses ?? 91)
             .Configure(c => c with { Backbone = c.Backbone with { NormEps = normEps } })
             .WithWeights(weights);
@@ -154,6 +163,6 @@ internal static class PredictCommand
         }
 
         builder.Configure(c => ApplySuppress(c, suppressContained));
-        return builder.Build();
+        return builder;
     }
 }

@@ -8,12 +8,13 @@ internal static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("maskrcnn: Mask R-CNN for .NET (predict, train, eval, demo)")
+        var root = new RootCommand("maskrcnn: Mask R-CNN for .NET (predict, train, eval, demo, serve)")
         {
             PredictCommand.Create(),
             TrainCommand.Create(),
             EvalCommand.Create(),
             DemoCommand.Create(),
+            ServeCommand.Create(),
         };
 
         // Ctrl+C / SIGTERM cancel the running command's token: training finishes its iteration and writes a checkpoint
