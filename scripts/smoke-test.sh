@@ -75,6 +75,13 @@ for pid, files in expected.items():
         deps = set(re.findall(r'<dependency id="([^"]+)"', nuspec))
         if deps != adapter_dependencies[pid]:
             bad.append(f'{pid}: depends on {sorted(deps)}, expected {sorted(adapter_dependencies[pid])}')
+    # Layers (issue 13): an app that only predicts never gets the trainer; Training builds on the model.
+    import re
+    deps = set(re.findall(r'<dependency id="([^"]+)"', nuspec))
+    if pid in ('MaskRcnn.Net', 'MaskRcnn.Net.DependencyInjection') and 'MaskRcnn.Net.Training' in deps:
+        bad.append(f'{pid}: depends on MaskRcnn.Net.Training (inference packages must not)')
+    if pid == 'MaskRcnn.Net.Training' and 'MaskRcnn.Net' not in deps:
+        bad.append(f'{pid}: does not depend on MaskRcnn.Net ({sorted(deps)})')
     print(f'  {pid}.{version}.nupkg: {len(names)} entries')
 if bad:
     print('\n'.join('  FAIL ' + b for b in bad)); sys.exit(1)
