@@ -21,13 +21,14 @@ internal static class Program
         // (System.CommandLine's own handling is not used: it did not reach synchronous command bodies here). A second
         // Ctrl+C terminates at once.
         using var interrupt = new CancellationTokenSource();
+        var stopping = InterruptMessage(args.FirstOrDefault());
         void OnSignal(PosixSignalContext context)
         {
             if (!interrupt.IsCancellationRequested)
             {
                 context.Cancel = true;
                 interrupt.Cancel(); // before the message: whoever reads the message may rely on the token being cancelled
-                Console.Error.WriteLine("maskrcnn: stopping after the current step (press Ctrl+C again to quit at once)");
+                Console.Error.WriteLine($"maskrcnn: {stopping} (press Ctrl+C again to quit at once)");
             }
         }
 
@@ -54,6 +55,14 @@ internal static class Program
     }
 
     private static CancellationToken interrupted;
+
+    /// <summary>What the first Ctrl+C does, said in the command's own terms.</summary>
+    internal static string InterruptMessage(string? command) => command switch
+    {
+        "train" or "demo" => "stopping after the current step",
+        "serve" => "shutting down: finishing the requests in flight",
+        _ => "stopping",
+    };
 
     /// <summary>A token cancelled by the command-line's token or by Ctrl+C / SIGTERM.</summary>
     public static CancellationToken Link(CancellationToken token) =>

@@ -220,7 +220,9 @@ public sealed class ServeCommandTests(ServeModels models) : IClassFixture<ServeM
         json.GetProperty("detections").GetArrayLength().Should().BeGreaterThan(0, "the request in flight was answered in full");
         var exit = await server.WaitForExitAsync();
         exit.Should().Be(0, $"a graceful stop exits 0; log:\n{server.Log}");
-        server.Log.Should().Contain("stopped");
+        server.Log.Should().Contain("stopped")
+            .And.Contain("maskrcnn: shutting down: finishing the requests in flight", "the first signal is explained in serve's terms")
+            .And.NotContain("after the current step", "serve has no training steps");
     }
 
     [Fact]

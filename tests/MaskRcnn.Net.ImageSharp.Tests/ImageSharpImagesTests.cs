@@ -1,3 +1,4 @@
+using MaskRcnn.Net.Tests;
 using MaskRcnn.Net.Imaging;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
@@ -78,7 +79,7 @@ public class ImageSharpImagesTests
     {
         // The MRI slice (a JPEG) decoded once, re-encoded as PNG and read back: the adapter's bytes equal FromPixels on
         // the raw pixels ImageSharp holds, and equal the pixels before the lossless round trip.
-        using var slice = Image.Load<Rgb24>(TestData.MriSlice());
+        using var slice = Image.Load<Rgb24>(RepoPaths.MriImage(0));
         var before = slice.ToRgbImage();
         before.Pixels.Distinct().Count().Should().BeGreaterThan(20, "a real image, not a flat one");
         using var png = new MemoryStream();

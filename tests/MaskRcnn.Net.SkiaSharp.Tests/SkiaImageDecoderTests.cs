@@ -1,3 +1,4 @@
+using MaskRcnn.Net.Tests;
 using MaskRcnn.Net.Imaging;
 using SkiaSharp;
 
@@ -17,9 +18,9 @@ public class SkiaImageDecoderTests
     public void A_png_of_an_mri_slice_decodes_to_the_pixels_it_was_made_from()
     {
         // The slice (JPEG) decoded by Skia, re-encoded losslessly: bytes, stream and file all decode to the same pixels.
-        var slice = SkiaImageDecoder.Decode(TestData.MriSlice());
+        var slice = SkiaImageDecoder.Decode(RepoPaths.MriImage(0));
         slice.Pixels.Distinct().Count().Should().BeGreaterThan(20, "a real image, not a flat one");
-        using (var bitmap = SKBitmap.Decode(TestData.MriSlice()))
+        using (var bitmap = SKBitmap.Decode(RepoPaths.MriImage(0)))
         {
             (bitmap.Width, bitmap.Height).Should().Be((slice.Width, slice.Height));
         }

@@ -160,7 +160,7 @@ public sealed class Trainer
                         if (b % Options.LogEvery == 0 || b == batches - 1)
                         {
                             logger.LogInformation("epoch {Epoch} iter {Iter}/{Count} step {Step}/{Total} lr {Lr:G3} loss {Loss:F4} ({Parts}) {Seconds:F2} s/it, eta {Eta}",
-                                epoch, b, batches, run.Step, run.TotalSteps, lr, total, LossText.Format(values),
+                                epoch + 1, b + 1, batches, run.Step, run.TotalSteps, lr, total, LossText.Format(values),
                                 iterationTime.TotalSeconds, LossText.Format(eta));
                         }
 
@@ -185,7 +185,7 @@ public sealed class Trainer
 
                 var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / seen), totalSum / seen, epochClock.Elapsed);
                 summaries.Add(summary);
-                logger.LogInformation("epoch {Epoch} done in {Seconds:F1} s, mean loss {Loss:F4}", epoch, epochClock.Elapsed.TotalSeconds, summary.MeanTotalLoss);
+                logger.LogInformation("epoch {Epoch} done in {Seconds:F1} s, mean loss {Loss:F4}", epoch + 1, epochClock.Elapsed.TotalSeconds, summary.MeanTotalLoss);
                 if (Options.TimeBudget is { } tb && run.Epoch > epoch && sessionSteps > 0)
                 {
                     // Re-plan with the measured rate including data loading and per-epoch work.

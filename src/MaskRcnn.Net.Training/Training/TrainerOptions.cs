@@ -182,9 +182,9 @@ public sealed record TrainerOptions(
 public sealed record TrainingProgress(int Epoch, int Iteration, int IterationsPerEpoch, long Step, long TotalSteps, double LearningRate,
     IReadOnlyDictionary<string, double> Losses, double TotalLoss, TimeSpan IterationTime, TimeSpan Elapsed, TimeSpan Eta)
 {
-    /// <summary>One readable line: position, learning rate, each loss, speed and times.</summary>
+    /// <summary>One readable line (epoch and iteration counted from 1, as in the CLI): position, learning rate, each loss, speed and times.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"epoch {Epoch} iter {Iteration + 1}/{IterationsPerEpoch} step {Step}/{TotalSteps} lr {LearningRate:G3} loss {TotalLoss:F4} ({LossText.Format(Losses)}) " +
+        $"epoch {Epoch + 1} iter {Iteration + 1}/{IterationsPerEpoch} step {Step}/{TotalSteps} lr {LearningRate:G3} loss {TotalLoss:F4} ({LossText.Format(Losses)}) " +
         $"{IterationTime.TotalSeconds:F2} s/it, elapsed {LossText.Format(Elapsed)}, eta {LossText.Format(Eta)}");
 }
 
@@ -195,9 +195,9 @@ public sealed record TrainingProgress(int Epoch, int Iteration, int IterationsPe
 /// <param name="Duration">Wall time of the epoch.</param>
 public sealed record EpochSummary(int Epoch, IReadOnlyDictionary<string, double> MeanLosses, double MeanTotalLoss, TimeSpan Duration)
 {
-    /// <summary>One readable line: the epoch, its mean losses and its duration.</summary>
+    /// <summary>One readable line (the epoch counted from 1): the epoch, its mean losses and its duration.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"epoch {Epoch}: mean loss {MeanTotalLoss:F4} ({LossText.Format(MeanLosses)}) in {Duration.TotalSeconds:F1} s");
+        $"epoch {Epoch + 1}: mean loss {MeanTotalLoss:F4} ({LossText.Format(MeanLosses)}) in {Duration.TotalSeconds:F1} s");
 }
 
 /// <summary>Why a training run ended.</summary>

@@ -207,9 +207,9 @@ public class TrainerTests
         var progress = new TrainingProgress(1, 2, 51, 54, 204, 0.0123, losses, 0.62346, TimeSpan.FromSeconds(0.8),
             TimeSpan.FromSeconds(75), TimeSpan.FromMinutes(61));
         progress.ToString().Should().Be(
-            "epoch 1 iter 3/51 step 54/204 lr 0.0123 loss 0.6235 (loss_classifier 0.1235, loss_mask 0.5000) 0.80 s/it, elapsed 1m15s, eta 1h01m");
+            "epoch 2 iter 3/51 step 54/204 lr 0.0123 loss 0.6235 (loss_classifier 0.1235, loss_mask 0.5000) 0.80 s/it, elapsed 1m15s, eta 1h01m");
         new EpochSummary(0, losses, 0.62346, TimeSpan.FromSeconds(41.25)).ToString()
-            .Should().Be("epoch 0: mean loss 0.6235 (loss_classifier 0.1235, loss_mask 0.5000) in 41.2 s");
+            .Should().Be("epoch 1: mean loss 0.6235 (loss_classifier 0.1235, loss_mask 0.5000) in 41.2 s");
         new TrainingResult([new EpochSummary(0, losses, 0.62346, TimeSpan.FromSeconds(41))], 51, TimeSpan.FromSeconds(41), TrainingStopReason.Completed, null)
             .ToString().Should().Be("51 steps in 0m41s (Completed), 1 epochs this session, last mean loss 0.6235");
 
