@@ -419,6 +419,10 @@ internal sealed class OnnxGraphBuilder
     public string ReduceMin(string x, long[] axes, bool keepDims = true) =>
         Node("ReduceMin", [x], OnnxAttributeValue.Ints("axes", axes), OnnxAttributeValue.Int("keepdims", keepDims ? 1 : 0));
 
+    /// <summary><c>ReduceMean</c> (opset 17: axes attribute).</summary>
+    public string ReduceMean(string x, long[] axes, bool keepDims = true) =>
+        Node("ReduceMean", [x], OnnxAttributeValue.Ints("axes", axes), OnnxAttributeValue.Int("keepdims", keepDims ? 1 : 0));
+
     /// <summary><c>ReduceSum</c> (opset 13+: axes input).</summary>
     public string ReduceSum(string x, long[] axes, bool keepDims = true) =>
         Node("ReduceSum", [x, Ints(axes)], OnnxAttributeValue.Int("keepdims", keepDims ? 1 : 0));
