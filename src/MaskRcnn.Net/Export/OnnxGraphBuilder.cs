@@ -102,11 +102,14 @@ internal sealed class OnnxGraphBuilder
         return unique;
     }
 
-    /// <summary>An int64 initializer named <paramref name="name"/> (made unique).</summary>
+    /// <summary>
+    /// An int64 tensor named <paramref name="name"/> (made unique). Written as a <c>Constant</c> node rather than an
+    /// initializer, so every initializer of the file is float32 (what <see cref="OnnxGraph"/> reads).
+    /// </summary>
     public string Initializer(string name, ReadOnlySpan<long> values, params long[] shape)
     {
         var unique = Fresh(name);
-        writer.Initializers.Add(OnnxTensorValue.FromInt64s(unique, values, shape));
+        AddNode("Constant", [], [unique], [OnnxAttributeValue.Tensor("value", OnnxTensorValue.FromInt64s("", values, shape))]);
         return unique;
     }
 
