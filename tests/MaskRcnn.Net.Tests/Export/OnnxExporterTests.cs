@@ -1,6 +1,8 @@
 using System.Text.Json;
 using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Core.Checkpoints;
+using MaskRcnn.Net.Core.NN;
+using MaskRcnn.Net.Core.Structures;
 using MaskRcnn.Net.Export;
 using Microsoft.ML.OnnxRuntime;
 
@@ -84,5 +86,29 @@ public sealed class OnnxExporterTests : IDisposable
         var export = () => model.ExportOnnx(path, new OnnxExportOptions(18));
         export.Should().Throw<ArgumentException>().WithMessage("*Opset*18*");
         File.Exists(path).Should().BeFalse();
+    }
+
+    [Fact]
+    public void A_backbone_the_exporter_does_not_know_is_refused_naming_it_and_nothing_is_written()
+    {
+        using var model = new MaskRcnnBuilder().WithBackbone(_ => new WrappedBackbone()).WithNumClasses(2).WithSeed(7).Build();
+        var path = Path.Combine(dir, "custom.onnx");
+        var export = () => model.ExportOnnx(path, Debug);
+        export.Should().Throw<NotSupportedException>().WithMessage($"*{typeof(WrappedBackbone).FullName}*");
+        File.Exists(path).Should().BeFalse();
+    }
+
+    /// <summary>A custom backbone (it happens to wrap ours, but the exporter cannot know what it computes).</summary>
+    private sealed class WrappedBackbone : Module, IBackbone
+    {
+        private readonly BackboneWithFpn inner;
+
+        public WrappedBackbone() => inner = RegisterModule("inner", ResNetFpn.Create(18));
+
+        public int OutChannels => inner.OutChannels;
+
+        public IReadOnlyList<string> FeatureNames => inner.FeatureNames;
+
+        public FeatureMaps Forward(Tensor images) => inner.Forward(images);
     }
 }
