@@ -147,8 +147,8 @@ public sealed record OnnxModelMetadata(
             Optional(metadata, path, Keys.ScoreThreshold, Number),
             Optional(metadata, path, Keys.DetectionsPerImage, Integer),
             minSize, maxSize,
-            Optional(metadata, path, Keys.ImageMean, NumberArray),
-            Optional(metadata, path, Keys.ImageStd, NumberArray),
+            OptionalList(metadata, path, Keys.ImageMean),
+            OptionalList(metadata, path, Keys.ImageStd),
             Optional(metadata, path, Keys.MaskSize, Integer),
             producerName, producerVersion);
     }
@@ -163,8 +163,12 @@ public sealed record OnnxModelMetadata(
         return ParseValue(path, key, text, parse);
     }
 
-    private static T? Optional<T>(IReadOnlyDictionary<string, string> metadata, string path, string key, Func<string, T> parse) =>
-        metadata.TryGetValue(key, out var text) ? ParseValue(path, key, text, parse) : default;
+    private static T? Optional<T>(IReadOnlyDictionary<string, string> metadata, string path, string key, Func<string, T> parse)
+        where T : struct =>
+        metadata.TryGetValue(key, out var text) ? ParseValue(path, key, text, parse) : null;
+
+    private static IReadOnlyList<double>? OptionalList(IReadOnlyDictionary<string, string> metadata, string path, string key) =>
+        metadata.TryGetValue(key, out var text) ? ParseValue(path, key, text, NumberArray) : null;
 
     private static T ParseValue<T>(string path, string key, string text, Func<string, T> parse)
     {

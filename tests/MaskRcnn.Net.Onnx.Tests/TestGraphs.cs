@@ -12,8 +12,8 @@ namespace MaskRcnn.Net.Onnx.Tests;
 /// <see cref="Synthetic"/> outputs three detections for any image whose mean brightness exceeds 0.02 (none for a
 /// black image): boxes at fixed fractions of the image size (<see cref="BoxFractions"/>), labels
 /// <see cref="Labels"/>, scores mean(image)/255 × <see cref="ScoreFactors"/>, and the fixed 28×28 mask
-/// probabilities <see cref="MaskProbabilities"/>. Detection 2 (label 1) lies inside detection 0 (label 1), so a
-/// contained-duplicate suppression of 0.8 drops it.
+/// probabilities <see cref="MaskProbabilities"/>. Detection 2 (label 1) lies inside detection 0's mask (label 1), so
+/// a contained-duplicate suppression of 0.8 drops it.
 /// </remarks>
 internal static class TestGraphs
 {
@@ -23,7 +23,7 @@ internal static class TestGraphs
     [
         [0.10f, 0.10f, 0.60f, 0.50f],
         [0.30f, 0.40f, 0.90f, 0.95f],
-        [0.15f, 0.15f, 0.35f, 0.30f],
+        [0.28f, 0.25f, 0.42f, 0.35f],
     ];
 
     public static readonly long[] Labels = [1, 2, 1];
