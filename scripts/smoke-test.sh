@@ -12,7 +12,13 @@
 #      the slice with ImageSharp (MaskRcnn.Net.ImageSharp) and checks that IInstanceSegmenter.PredictAsync on the
 #      adapter's ImageSource equals model.Predict on the PNG's path;
 #   3. installs the maskrcnn tool package (MaskRcnn.Net.Cli) into the same temporary directory and runs
-#      `maskrcnn predict` on the model that step 2 saved.
+#      `maskrcnn predict` on the model that step 2 saved;
+#   4. exports that model to ONNX with the tool (`maskrcnn export --onnx`), predicts with `maskrcnn predict --onnx`, and
+#      builds a second console app that references only MaskRcnn.Net.Onnx: it segments the slice (a PNG, decoded by
+#      SkiaSharp) with OnnxMaskRcnn, checks the result against `maskrcnn predict --weights` on the same PNG (label and
+#      box IoU >= 0.99 for >= 98 % of the detections scoring >= 0.05, scores within 1e-3) and proves from
+#      /proc/self/maps that ONNX Runtime was mapped and no libtorch library (libtorch*.so, libc10*.so) nor our shim
+#      (libmaskrcnn_native.so) was, and that no MaskRcnn.Net.Core assembly reached its output folder.
 # Exits non-zero on any failed step. Environment: SMOKE_FEED (feed folder), SMOKE_SKIP_PACK=1 (use the packages
 # already in the feed), SMOKE_KEEP=1 (keep the temporary directory).
 set -euo pipefail
@@ -49,11 +55,14 @@ expected = {
     'MaskRcnn.Net.Cli': ['tools/net10.0/any/maskrcnn.dll', 'tools/net10.0/any/runtimes/linux-x64/native/libmaskrcnn_native.so'],
     'MaskRcnn.Net.ImageSharp': ['lib/net10.0/MaskRcnn.Net.ImageSharp.dll', 'lib/net10.0/MaskRcnn.Net.ImageSharp.xml'],
     'MaskRcnn.Net.SkiaSharp': ['lib/net10.0/MaskRcnn.Net.SkiaSharp.dll', 'lib/net10.0/MaskRcnn.Net.SkiaSharp.xml'],
+    'MaskRcnn.Net.Onnx': ['lib/net10.0/MaskRcnn.Net.Onnx.dll', 'lib/net10.0/MaskRcnn.Net.Onnx.xml'],
 }
 # The adapters depend on the libtorch-free assembly and their image library, nothing that brings libtorch.
 adapter_dependencies = {
     'MaskRcnn.Net.ImageSharp': {'MaskRcnn.Net.Abstractions', 'SixLabors.ImageSharp'},
     'MaskRcnn.Net.SkiaSharp': {'MaskRcnn.Net.Abstractions', 'SkiaSharp', 'SkiaSharp.NativeAssets.Linux.NoDependencies'},
+    # The ONNX Runtime package: no MaskRcnn.Net.Core (libtorch, the shim) in its closure.
+    'MaskRcnn.Net.Onnx': {'MaskRcnn.Net.Abstractions', 'MaskRcnn.Net.SkiaSharp', 'Microsoft.ML.OnnxRuntime'},
 }
 bad = []
 for pid, files in expected.items():
@@ -242,5 +251,96 @@ results = json.load(open(sys.argv[1]))['results']
 assert len(results) == 1, results
 print(f"  maskrcnn predict: {len(results[0]['detections'])} detections")
 PY
+
+step "exporting the saved model to ONNX with the tool and predicting with --onnx"
+png="$work/model.png"   # the lossless copy of the slice that step 2 wrote beside the saved model
+"$work/tool/maskrcnn" export --weights "$work/model.safetensors" --onnx "$work/model.onnx"
+"$work/tool/maskrcnn" predict --weights "$work/model.safetensors" --score-threshold 0 --json "$work/weights.json" "$png" >/dev/null
+"$work/tool/maskrcnn" predict --onnx "$work/model.onnx" --json "$work/onnx-tool.json" "$png" >/dev/null
+python3 - "$work/weights.json" "$work/onnx-tool.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))['results'][0] for p in sys.argv[1:3])
+assert (a['width'], a['height']) == (b['width'], b['height']), (a['width'], a['height'], b['width'], b['height'])
+print(f"  maskrcnn predict --weights: {len(a['detections'])} detections, --onnx: {len(b['detections'])}")
+PY
+
+step "creating a console app that references only MaskRcnn.Net.Onnx in $work/onnx-app"
+dotnet new console -o "$work/onnx-app" -n OnnxSmokeApp --framework net10.0 >/dev/null
+cd "$work/onnx-app"
+dotnet add package MaskRcnn.Net.Onnx --version "$version" >/dev/null
+cat > Program.cs <<'CS'
+using System.Text.Json;
+using MaskRcnn.Net;
+using MaskRcnn.Net.Onnx;
+
+var (modelPath, imagePath, weightsJson) = (args[0], args[1], args[2]);
+var failures = new List<string>();
+void Check(bool ok, string what)
+{
+    if (!ok)
+    {
+        failures.Add(what);
+        Console.Error.WriteLine("FAIL " + what);
+    }
+}
+
+using var model = OnnxMaskRcnn.Load(modelPath, new OnnxMaskRcnnOptions(IntraOpThreads: 2));
+Console.WriteLine($"loaded {modelPath}: classes [{string.Join(", ", model.ClassNames)}], producer {model.Metadata.ProducerName}");
+IInstanceSegmenter segmenter = model;
+var result = segmenter.Predict(ImageSource.FromFile(imagePath));
+Console.WriteLine($"image {result.Width}x{result.Height}: {result.Detections.Count} detections");
+Check(result.Detections.Count > 0, "no detection at score threshold 0");
+foreach (var d in result.Detections)
+{
+    var b = d.Box;
+    Check(d.Label == 1 && d.ClassName == "tumor", $"label {d.Label} '{d.ClassName}'");
+    Check(d.Score is >= 0f and <= 1f, $"score {d.Score} outside [0, 1]");
+    Check(b.X1 >= 0 && b.Y1 >= 0 && b.X2 <= result.Width && b.Y2 <= result.Height, $"box {b} outside the image");
+    Check(d.Mask is { } m && m.Width == result.Width && m.Height == result.Height, "mask not of the image's size");
+}
+
+// The same detections as `maskrcnn predict --weights` (libtorch) on the same PNG: issue 14's parity standard.
+using (var json = JsonDocument.Parse(File.ReadAllText(weightsJson)))
+{
+    var reference = json.RootElement.GetProperty("results")[0].GetProperty("detections").EnumerateArray()
+        .Select(e => (Label: e.GetProperty("label").GetInt32(), Score: e.GetProperty("score").GetSingle(),
+            Box: e.GetProperty("box").EnumerateArray().Select(v => v.GetSingle()).ToArray()))
+        .Where(r => r.Score >= 0.05f).ToList();
+    var unused = result.Detections.ToList();
+    var matched = 0;
+    foreach (var r in reference)
+    {
+        var box = new MaskRcnn.Net.Core.Detection.BoundingBox(r.Box[0], r.Box[1], r.Box[2], r.Box[3]);
+        var best = unused.Where(d => d.Label == r.Label).OrderByDescending(d => d.Box.Iou(box)).FirstOrDefault();
+        if (best is not null && best.Box.Iou(box) >= 0.99 && Math.Abs(best.Score - r.Score) <= 1e-3f)
+        {
+            matched++;
+            unused.Remove(best);
+        }
+    }
+
+    Console.WriteLine($"matched {matched} of the {reference.Count} libtorch detections scoring >= 0.05");
+    Check(reference.Count == 0 || matched >= 0.98 * reference.Count, $"only {matched} of {reference.Count} libtorch detections matched");
+}
+
+// Proof that no libtorch library and not our shim was loaded: the process's mapped files.
+var mapped = File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+    .Where(p => p.Length >= 6).Select(p => p[5]).Distinct().ToList();
+var torch = mapped.Where(f => Path.GetFileName(f) is var n && (n.StartsWith("libtorch", StringComparison.Ordinal) || n.StartsWith("libc10", StringComparison.Ordinal)
+    || n.Contains("maskrcnn_native", StringComparison.Ordinal))).ToList();
+Console.WriteLine($"mapped: {mapped.Count(f => f.EndsWith(".so", StringComparison.Ordinal) || f.Contains(".so.", StringComparison.Ordinal))} shared objects; onnxruntime: {mapped.FirstOrDefault(f => f.Contains("libonnxruntime", StringComparison.Ordinal))}");
+Check(torch.Count == 0, $"libtorch/shim libraries were mapped: {string.Join(", ", torch)}");
+Check(mapped.Any(f => Path.GetFileName(f).StartsWith("libonnxruntime", StringComparison.Ordinal)), "ONNX Runtime's library was not mapped (did the model run?)");
+Check(!File.Exists(Path.Combine(AppContext.BaseDirectory, "MaskRcnn.Net.Core.dll")), "MaskRcnn.Net.Core.dll reached the app's output");
+Check(AppDomain.CurrentDomain.GetAssemblies().All(a => a.GetName().Name != "MaskRcnn.Net.Core"), "MaskRcnn.Net.Core was loaded");
+Console.WriteLine(failures.Count == 0 ? "ONNX consumer checks passed" : $"{failures.Count} ONNX consumer checks failed");
+return failures.Count == 0 ? 0 : 1;
+CS
+step "building and running the ONNX Runtime consumer app"
+dotnet build -c Release --nologo -v quiet -o "$work/onnx-app/bin/out" >/dev/null
+if find "$work/onnx-app/bin/out" -name 'libtorch*' -o -name 'libc10*' -o -name 'libmaskrcnn_native*' -o -name 'MaskRcnn.Net.Core.dll' | grep -q .; then
+  echo "smoke-test: FAIL libtorch, the shim or MaskRcnn.Net.Core reached the ONNX app's output folder" >&2; exit 1
+fi
+dotnet "$work/onnx-app/bin/out/OnnxSmokeApp.dll" "$work/model.onnx" "$png" "$work/weights.json"
 
 step "passed"

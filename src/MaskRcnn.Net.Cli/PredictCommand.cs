@@ -2,35 +2,66 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.Imaging;
+using MaskRcnn.Net.Onnx;
 
 namespace MaskRcnn.Net.Cli;
 
 /// <summary>
 /// <c>maskrcnn predict --weights FILE [--num-classes 91] [--score-threshold 0.05] [--warmup] --json OUT.json
-/// [--overlay-dir DIR] IMAGE...</c>
+/// [--overlay-dir DIR] IMAGE...</c>, or <c>maskrcnn predict --onnx MODEL.onnx ...</c> with a model exported by
+/// <c>maskrcnn export</c>, run on ONNX Runtime: the same JSON and overlays (images decoded by the same decoder, results
+/// through the same post-processing code).
 /// </summary>
 internal static class PredictCommand
 {
     public static Command Create()
     {
-        var weights = new Option<string>("--weights") { Description = "torchvision maskrcnn_resnet50_fpn state dict (.pth, .safetensors) or a model saved by MaskRcnn.Net", Required = true };
+        var weights = new Option<string>("--weights") { Description = "torchvision maskrcnn_resnet50_fpn state dict (.pth, .safetensors) or a model saved by MaskRcnn.Net (or give --onnx)" };
+        var onnx = new Option<string?>("--onnx") { Description = "a model exported to ONNX by `maskrcnn export`, run with ONNX Runtime instead of libtorch (instead of --weights)" };
         var numClasses = new Option<int?>("--num-classes") { Description = "classes including background for a torchvision state dict (default 91)" };
-        var scoreThreshold = new Option<double>("--score-threshold") { Description = "minimum detection score", DefaultValueFactory = _ => 0.05 };
+        var scoreThreshold = new Option<double>("--score-threshold") { Description = "minimum detection score (with --onnx: only above the threshold baked into the export)", DefaultValueFactory = _ => 0.05 };
         var warmup = new Option<bool>("--warmup") { Description = "run each image once untimed before the timed run" };
         var json = new Option<string>("--json") { Description = "output JSON file", Required = true };
         var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its detections drawn here" };
-        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads" };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (with --onnx: ONNX Runtime's)" };
         var normEps = NormEpsOption();
         var suppress = SuppressOption();
         var images = new Argument<string[]>("IMAGE") { Arity = ArgumentArity.OneOrMore, Description = "JPEG or PNG files" };
         var command = new Command("predict", "Detect and segment objects in images")
         {
-            weights, numClasses, scoreThreshold, warmup, json, overlayDir, threads, normEps, suppress, images,
+            weights, onnx, numClasses, scoreThreshold, warmup, json, overlayDir, threads, normEps, suppress, images,
         };
-        command.SetAction(parse => Run(
-            parse.GetValue(weights)!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
-            parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps), parse.GetValue(suppress)));
+        command.SetAction(parse =>
+        {
+            var onnxPath = parse.GetValue(onnx);
+            var weightsPath = parse.GetValue(weights);
+            if ((onnxPath is null) == (weightsPath is null))
+            {
+                throw new ArgumentException("predict needs exactly one model: --weights FILE (libtorch) or --onnx MODEL.onnx (ONNX Runtime)");
+            }
+
+            if (onnxPath is not null)
+            {
+                var libtorchOnly = new (Option Option, bool Given)[]
+                {
+                    (numClasses, parse.GetResult(numClasses) is { Implicit: false }), (normEps, parse.GetResult(normEps) is { Implicit: false }),
+                    (suppress, parse.GetResult(suppress) is { Implicit: false }),
+                };
+                if (libtorchOnly.FirstOrDefault(o => o.Given).Option is { } given)
+                {
+                    throw new ArgumentException($"{given.Name} applies to --weights; an ONNX export carries its classes and post-processing settings in its metadata");
+                }
+
+                var explicitScore = parse.GetResult(scoreThreshold) is { Implicit: false };
+                return RunOnnx(onnxPath, explicitScore ? parse.GetValue(scoreThreshold) : null, parse.GetValue(warmup), parse.GetValue(json)!,
+                    parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!);
+            }
+
+            return Run(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
+                parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps), parse.GetValue(suppress));
+        });
         return command;
     }
 
@@ -40,6 +71,37 @@ internal static class PredictCommand
         Program.SetThreads(threads);
 
         using var model = LoadModel(weights, numClasses, scoreThreshold, normEps, suppressContained: suppress);
+        return PredictAll(image => model.Predict(image), warmup, jsonPath, overlayDir, images);
+    }
+
+    /// <summary>
+    /// <c>predict --onnx</c>: the export on ONNX Runtime. Images are decoded as for <c>--weights</c> (the same pixels), the
+    /// results come through the same post-processing; <c>--score-threshold</c>, when given, drops detections scoring
+    /// at most it (the export already dropped those at most its own threshold, <c>maskrcnn.score_threshold</c>; a
+    /// lower value cannot bring them back and is refused).
+    /// </summary>
+    private static int RunOnnx(string onnxPath, double? scoreThreshold, bool warmup, string jsonPath, string? overlayDir, int? threads, string[] images)
+    {
+        // A file that is not an export throws OnnxModelFormatException, an IOException: reported by Program.Main.
+        using (var model = OnnxMaskRcnn.Load(onnxPath, new OnnxMaskRcnnOptions(IntraOpThreads: threads ?? 0)))
+        {
+            if (scoreThreshold is { } s && model.Metadata.ScoreThreshold is { } baked && s < baked)
+            {
+                throw new ArgumentException($"--score-threshold {s} is below the threshold {baked} baked into {onnxPath} (maskrcnn.score_threshold): export again with a lower one");
+            }
+
+            ImageDetections Predict(Tensor image)
+            {
+                var result = model.Predict(image.ToRgbImage());
+                return scoreThreshold is { } t ? result with { Detections = result.Detections.Where(d => d.Score > t).ToArray() } : result;
+            }
+
+            return PredictAll(Predict, warmup, jsonPath, overlayDir, images);
+        }
+    }
+
+    private static int PredictAll(Func<Tensor, ImageDetections> predict, bool warmup, string jsonPath, string? overlayDir, string[] images)
+    {
         if (overlayDir is not null)
         {
             Directory.CreateDirectory(overlayDir);
@@ -51,11 +113,11 @@ internal static class PredictCommand
             using var image = ImageCodec.Decode(path, ImageReadMode.Rgb);
             if (warmup)
             {
-                model.Predict(image);
+                predict(image);
             }
 
             var sw = Stopwatch.StartNew();
-            var result = model.Predict(image);
+            var result = predict(image);
             var seconds = sw.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"{path}: {result.Detections.Count} detections in {seconds:0.000} s");
             results.Add(PredictionJson.Result(path, result, seconds));

@@ -272,7 +272,14 @@ public sealed class ImageTransform
     /// Maps detections from the resized image back to its original size: boxes are rescaled and masks
     /// ([D, 1, M, M] probabilities) are pasted into [D, 1, H, W] full-size masks.
     /// </summary>
-    public DetectionTensors Postprocess(DetectionTensors detections, ImageSize resizedSize, ImageSize originalSize)
+    public DetectionTensors Postprocess(DetectionTensors detections, ImageSize resizedSize, ImageSize originalSize) =>
+        Postprocess(detections, resizedSize, originalSize, pasteMasks: true);
+
+    /// <summary>
+    /// <see cref="Postprocess(DetectionTensors, ImageSize, ImageSize)"/>; with <paramref name="pasteMasks"/> false the
+    /// masks are returned as given ([D, 1, M, M] probabilities in their boxes), for a caller that pastes them itself.
+    /// </summary>
+    public DetectionTensors Postprocess(DetectionTensors detections, ImageSize resizedSize, ImageSize originalSize, bool pasteMasks)
     {
         ArgumentNullException.ThrowIfNull(detections);
         using var scope = Torch.NewDisposeScope();
@@ -280,7 +287,8 @@ public sealed class ImageTransform
         Tensor? masks = null;
         if (detections.Masks is { } m)
         {
-            masks = MaskPaster.Paste(m, boxes, originalSize.Height, originalSize.Width).MoveToOuterDisposeScope();
+            masks = pasteMasks ? MaskPaster.Paste(m, boxes, originalSize.Height, originalSize.Width).MoveToOuterDisposeScope()
+                : m.Alias().MoveToOuterDisposeScope();
         }
 
         return new DetectionTensors(boxes.MoveToOuterDisposeScope(), detections.Scores.Alias().MoveToOuterDisposeScope(),

@@ -120,7 +120,15 @@ public class GeneralizedRcnn : Module
     /// </summary>
     /// <returns>One <see cref="DetectionTensors"/> per image, owned by the caller (as for <see cref="Detect(IReadOnlyList{Tensor})"/>).</returns>
     /// <exception cref="OperationCanceledException">Cancelled; nothing is returned and nothing leaks.</exception>
-    public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images, CancellationToken cancellationToken)
+    public IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images, CancellationToken cancellationToken) =>
+        Detect(images, cancellationToken, pasteMasks: true);
+
+    /// <summary>
+    /// <see cref="Detect(IReadOnlyList{Tensor}, CancellationToken)"/>; with <paramref name="pasteMasks"/> false the
+    /// masks stay the mask head's [D, 1, M, M] probabilities in their boxes (boxes at the original size), for the
+    /// shared array post-processing (<see cref="DetectionPostprocessing"/>) to paste.
+    /// </summary>
+    private protected IReadOnlyList<DetectionTensors> Detect(IReadOnlyList<Tensor> images, CancellationToken cancellationToken, bool pasteMasks)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (IsTraining)
@@ -145,7 +153,7 @@ public class GeneralizedRcnn : Module
         {
             cancellationToken.ThrowIfCancellationRequested();
             var original = new ImageSize((int)images[i].Size(1), (int)images[i].Size(2));
-            result.Add(Transform.Postprocess(detections[i], batch.Sizes[i], original));
+            result.Add(Transform.Postprocess(detections[i], batch.Sizes[i], original, pasteMasks));
         }
 
         // Only now, with nothing left to cancel, do the results leave this call's scope: a cancellation above lets

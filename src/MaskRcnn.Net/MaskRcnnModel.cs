@@ -104,8 +104,27 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
             inputs[i] = LoadAsFloat(images[i]);
         }
 
-        var detections = Detect(inputs, cancellationToken);
-        return detections.Select((d, i) => ToDotNet(d, (int)inputs[i].Size(2), (int)inputs[i].Size(1))).ToArray();
+        // Masks come back unpasted: pasting, the threshold and the suppression are the shared array code
+        // (DetectionPostprocessing), the same as ONNX Runtime's path.
+        var detections = Detect(inputs, cancellationToken, pasteMasks: false);
+        return detections.Select((d, i) => Postprocess(d, (int)inputs[i].Size(2), (int)inputs[i].Size(1))).ToArray();
+    }
+
+    /// <summary>What <see cref="DetectionPostprocessing"/> applies after the network, from <see cref="Config"/>.</summary>
+    public PostprocessingOptions Postprocessing => new()
+    {
+        ClassNames = Config.ClassNames,
+        MaskThreshold = Config.MaskThreshold,
+        SuppressContained = Config.SuppressContained,
+    };
+
+    /// <summary>One image's detections (boxes at the original size, masks [D, 1, M, M] unpasted) through the shared post-processing.</summary>
+    private ImageDetections Postprocess(DetectionTensors d, int width, int height)
+    {
+        using var scope = Torch.NewDisposeScope();
+        var labels = d.Labels.ToArray<long>();
+        var masks = d.Masks is { } m && labels.Length > 0 ? m.To(DType.Float32).ToArray<float>() : [];
+        return DetectionPostprocessing.ToImageDetections(width, height, d.Boxes.ToArray<float>(), labels, d.Scores.ToArray<float>(), masks, Postprocessing);
     }
 
     private Tensor LoadAsFloat(ImageSource source)
@@ -203,7 +222,7 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
                 label, Config.ClassName(label), scores[i], mask));
         }
 
-        return new ImageDetections(width, height, Config.SuppressContained is { } containment ? DuplicateSuppression.Apply(list, containment) : list);
+        return DetectionPostprocessing.Finish(width, height, list, Postprocessing);
     }
 
     /// <summary>

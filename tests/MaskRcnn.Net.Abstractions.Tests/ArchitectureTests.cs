@@ -16,8 +16,11 @@ public class ArchitectureTests
     private static readonly string[] InferenceSide =
     [
         "MaskRcnn.Net", "MaskRcnn.Net.Heads", "MaskRcnn.Net.Backbones", "MaskRcnn.Net.RoIAlign", "MaskRcnn.Net.Core",
-        "MaskRcnn.Net.Abstractions", "MaskRcnn.Net.DependencyInjection",
+        "MaskRcnn.Net.Abstractions", "MaskRcnn.Net.DependencyInjection", Onnx,
     ];
+
+    /// <summary>The ONNX Runtime package: predicts without libtorch, so nothing in its closure may bring libtorch or the shim.</summary>
+    private const string Onnx = "MaskRcnn.Net.Onnx";
 
     /// <summary>The packages each adapter may depend on (its image library; SkiaSharp's native Skia, never libtorch).</summary>
     private static readonly Dictionary<string, string[]> AdapterPackages = new()
@@ -188,6 +191,46 @@ public class ArchitectureTests
     }
 
     [Fact]
+    public void The_onnx_runtime_package_closure_holds_no_libtorch_and_no_shim()
+    {
+        var projects = ProjectFiles();
+        var closure = new HashSet<string>();
+        var pending = new Stack<string>([Onnx]);
+        while (pending.TryPop(out var name))
+        {
+            if (closure.Add(name))
+            {
+                foreach (var reference in XDocument.Load(projects[name]).Descendants("ProjectReference"))
+                {
+                    pending.Push(Path.GetFileNameWithoutExtension(reference.Attribute("Include")!.Value.Replace('\\', '/')));
+                }
+            }
+        }
+
+        closure.Should().BeEquivalentTo([Onnx, "MaskRcnn.Net.Abstractions", "MaskRcnn.Net.SkiaSharp"],
+            "the ONNX Runtime package builds on the libtorch-free assembly and the SkiaSharp decoder alone (no Core, no shim)");
+        var allowed = new Dictionary<string, string[]>
+        {
+            [Onnx] = ["Microsoft.ML.OnnxRuntime"],
+            ["MaskRcnn.Net.SkiaSharp"] = AdapterPackages["MaskRcnn.Net.SkiaSharp"],
+            ["MaskRcnn.Net.Abstractions"] = [],
+        };
+        foreach (var name in closure)
+        {
+            var project = XDocument.Load(projects[name]);
+            project.Descendants("PackageReference").Select(e => e.Attribute("Include")!.Value).Should().BeSubsetOf(allowed[name],
+                $"{name} (in {Onnx}'s closure) brings no TorchSharp/libtorch package");
+            project.Descendants("Import").Should().BeEmpty($"{name} (in {Onnx}'s closure) does not import the native shim's build");
+            // Every setting but the package's prose (a description may say "libtorch-free").
+            var settings = project.Descendants().Where(e => e.Name.LocalName is not ("Description" or "PackageTags"))
+                .SelectMany(e => e.Attributes().Select(a => a.Value).Append(e.HasElements ? "" : e.Value));
+            settings.Should().NotContain(v => v.Contains("libtorch", StringComparison.OrdinalIgnoreCase) || v.Contains("maskrcnn_native", StringComparison.OrdinalIgnoreCase)
+                || v.Contains("MaskRcnn.Net.Native", StringComparison.Ordinal),
+                $"{name} (in {Onnx}'s closure) carries no libtorch or shim asset (comments and descriptions aside)");
+        }
+    }
+
+    [Fact]
     public void The_abstractions_assembly_depends_on_nothing_but_the_runtime()
     {
         var assembly = typeof(ImageDetections).Assembly;
@@ -197,7 +240,7 @@ public class ArchitectureTests
         var nativeImports = assembly.GetTypes().SelectMany(t => t.GetMethods(BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.DeclaredOnly))
             .Where(m => m.Attributes.HasFlag(MethodAttributes.PinvokeImpl)).Select(m => $"{m.DeclaringType}.{m.Name}");
         nativeImports.Should().BeEmpty("it calls no native code");
-        foreach (var type in new[] { typeof(Detection), typeof(Core.Masks.BinaryMask), typeof(Core.Masks.Rle), typeof(Core.Detection.BoundingBox), typeof(IInstanceSegmenter), typeof(ImageSource), typeof(DetectionPainter), typeof(Core.Masks.MaskPasting) })
+        foreach (var type in new[] { typeof(Detection), typeof(Core.Masks.BinaryMask), typeof(Core.Masks.Rle), typeof(Core.Detection.BoundingBox), typeof(IInstanceSegmenter), typeof(ImageSource), typeof(DetectionPainter), typeof(Core.Masks.MaskPasting), typeof(DetectionPostprocessing), typeof(DuplicateSuppression) })
         {
             type.Assembly.Should().BeSameAs(assembly, $"{type.Name} is a libtorch-free type");
         }
