@@ -8,13 +8,14 @@ internal static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("maskrcnn: Mask R-CNN for .NET (predict, train, eval, demo, serve)")
+        var root = new RootCommand("maskrcnn: Mask R-CNN for .NET (predict, train, eval, demo, serve, export)")
         {
             PredictCommand.Create(),
             TrainCommand.Create(),
             EvalCommand.Create(),
             DemoCommand.Create(),
             ServeCommand.Create(),
+            ExportCommand.Create(),
         };
 
         // Ctrl+C / SIGTERM cancel the running command's token: training finishes its iteration and writes a checkpoint

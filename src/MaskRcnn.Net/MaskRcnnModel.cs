@@ -283,6 +283,21 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
         File.WriteAllText(Path.ChangeExtension(path, ".json"), json);
     }
 
+    /// <summary>
+    /// Writes the whole network as one ONNX file (opset 17) for ONNX Runtime: input <c>image</c> uint8 [3, height,
+    /// width] (RGB, any size); the graph normalises, resizes and pads like <see cref="GeneralizedRcnn.Transform"/>, runs
+    /// the backbone, RPN and RoI heads, and outputs <c>boxes</c> float32 [N, 4] (input pixels), <c>labels</c> int64
+    /// [N], <c>scores</c> float32 [N] and <c>masks</c> float32 [N, 1, M, M] (each detection's class probabilities in its
+    /// box, not pasted). Class names, thresholds and the input normalisation are in the file's metadata
+    /// (<c>maskrcnn.*</c>).
+    /// </summary>
+    /// <param name="path">The file to write (replaced if it exists).</param>
+    /// <param name="options">Export options (null: <see cref="Export.OnnxExportOptions.Default"/>).</param>
+    /// <exception cref="NotSupportedException">A part of the model (a custom registered part, an unsupported
+    /// setting) cannot be expressed in the graph; the message names it and no file is written.</exception>
+    /// <exception cref="ArgumentException">An option is out of range.</exception>
+    public void ExportOnnx(string path, Export.OnnxExportOptions? options = null) => Export.OnnxExporter.Export(this, path, options);
+
     /// <summary>True when <paramref name="path"/> is a safetensors file written by <see cref="Save"/>.</summary>
     public static bool IsSavedModel(string path) =>
         path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) &&
