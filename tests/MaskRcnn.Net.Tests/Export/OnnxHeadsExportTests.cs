@@ -4,6 +4,7 @@ using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.Imaging;
 using MaskRcnn.Net.Export;
 using Microsoft.ML.OnnxRuntime;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 using Xunit.Abstractions;
 
 namespace MaskRcnn.Net.Tests.Export;
@@ -21,15 +22,21 @@ public sealed class OnnxHeadsExportTests : IClassFixture<MaskRcnnParityTests.Ora
 
     public OnnxHeadsExportTests(MaskRcnnParityTests.Oracle oracle, ITestOutputHelper output) => (this.oracle, this.output) = (oracle, output);
 
-    private MaskRcnnModel Build() => new MaskRcnnBuilder()
+    private MaskRcnnModel Build(double scoreThreshold = 0.05) => new MaskRcnnBuilder()
         .WithBackbone(50, NormKind.BatchNorm, trainableLayers: 5)
         .WithWeights(oracle.WeightsPath)
+        .WithScoreThreshold(scoreThreshold)
         .Build();
 
-    [Fact]
-    public void Rpn_box_and_mask_stages_match_libtorch_on_the_same_features()
+    /// <summary>
+    /// The seeded fixture (classifier scaled ×40, so its softmax saturates) finds one or two objects per image; the
+    /// many-detection case is <see cref="OnnxHeadsTrainedModelTests"/>.
+    /// </summary>
+    [Theory]
+    [InlineData(0.05)]
+    public void Rpn_box_and_mask_stages_match_libtorch_on_the_same_features(double scoreThreshold)
     {
-        using var model = Build();
+        using var model = Build(scoreThreshold);
         using var heads = HeadsGraph.Create(model);
         var images = OnnxTestImages.ValImages(6).Append(RepoPaths.MriImage(0)).Append(RepoPaths.MriImage(2)).ToArray();
         var totals = new MatchTotals();
@@ -42,7 +49,9 @@ public sealed class OnnxHeadsExportTests : IClassFixture<MaskRcnnParityTests.Ora
             var stage = heads.Compare(image);
             output.WriteLine($"{Path.GetFileName(path)}: {stage}");
             stage.ProposalCount.Onnx.Should().Be(stage.ProposalCount.Ours, $"proposal count of {path}");
-            stage.ProposalMaxAbsDiff.Should().BeLessThan(1e-2, $"proposals of {path} (same features, float rounding only)");
+            // Same features: float rounding only, amplified by exp(dw)·anchor in the decoding (ONNX Runtime's and libtorch's
+            // vectorised exp differ in the last bits); the bound is MaskRcnnParityTests' proposal bound.
+            stage.ProposalsFound.Should().Be(1.0, $"every proposal of {path} must be found");
             totals.Add(stage.Detections);
         }
 
@@ -183,28 +192,44 @@ internal sealed class HeadsGraph : IDisposable
 
         var ourProposals = proposals[0];
         var onnxProposals = onnx["proposals"];
-        var proposalDiff = double.NaN;
-        if (ourProposals.Size(0) == onnxProposals.Size(0))
-        {
-            using var d = (ourProposals - onnxProposals).Abs();
-            proposalDiff = d.NumEl == 0 ? 0 : d.Max().ItemDouble();
-        }
+        // As sets: proposals of (nearly) equal objectness may come in either order, and float rounding may flip an
+        // NMS decision at the IoU threshold or the post-NMS top-n cut; the fraction found within the bound is reported.
+        var range = ourProposals.NumEl == 0 ? 0 : ourProposals.Abs().Max().ItemDouble();
+        var bound = 1e-2 + 2.5e-4 * range;
+        var (found, proposalDiff) = NearestDistances(ourProposals, onnxProposals, bound);
 
         var report = DetectionMatcher.Match(
             DetectionSet.From(ours.Boxes, ours.Labels, ours.Scores, ours.Masks),
             DetectionSet.From(onnx["boxes"], onnx["labels"], onnx["scores"], onnx["masks"]),
             minScore: model.RoIHeads.Options.ScoreThreshold + 0.05, size.Height, size.Width);
-        return new StageComparison((ourProposals.Size(0), onnxProposals.Size(0)), proposalDiff, report);
+        return new StageComparison((ourProposals.Size(0), onnxProposals.Size(0)), found, proposalDiff, bound, report);
+    }
+
+    /// <summary>
+    /// For each box of <paramref name="a"/> the smallest max-abs coordinate difference to a box of <paramref name="b"/>:
+    /// the fraction of boxes within <paramref name="bound"/> and the largest such difference among them.
+    /// </summary>
+    private static (double Fraction, double MaxDiff) NearestDistances(Tensor a, Tensor b, double bound)
+    {
+        if (a.Size(0) == 0 || b.Size(0) == 0)
+        {
+            return (a.Size(0) == b.Size(0) ? 1 : 0, 0);
+        }
+
+        using var nearest = (a.Unsqueeze(1) - b.Unsqueeze(0)).Abs().Amax([2]).Amin([1]);
+        var d = nearest.ToArray<float>();
+        var within = d.Where(v => v <= bound).ToArray();
+        return ((double)within.Length / d.Length, within.Length == 0 ? double.NaN : within.Max());
     }
 
     public void Dispose() => session.Dispose();
 }
 
 /// <summary>Proposals and detections of one image from both implementations.</summary>
-internal sealed record StageComparison((long Ours, long Onnx) ProposalCount, double ProposalMaxAbsDiff, MatchReport Detections)
+internal sealed record StageComparison((long Ours, long Onnx) ProposalCount, double ProposalsFound, double ProposalMaxAbsDiff, double ProposalBound, MatchReport Detections)
 {
     public override string ToString() =>
-        $"proposals {ProposalCount.Ours} vs {ProposalCount.Onnx} (max abs diff {ProposalMaxAbsDiff:E2}); {Detections}";
+        $"proposals {ProposalCount.Ours} vs {ProposalCount.Onnx}, {ProposalsFound:P2} found within {ProposalBound:0.000} px (max abs diff {ProposalMaxAbsDiff:E2}); {Detections}";
 }
 
 /// <summary>Helpers around ONNX Runtime for the export tests.</summary>
@@ -449,7 +474,7 @@ public sealed class OnnxHeadsTrainedModelTests : IClassFixture<TrainedModelFixtu
             var stage = heads.Compare(u8.To(DType.Float32) / 255.0);
             output.WriteLine($"{Path.GetFileName(path)}: {stage}");
             stage.ProposalCount.Onnx.Should().Be(stage.ProposalCount.Ours, $"proposal count of {path}");
-            stage.ProposalMaxAbsDiff.Should().BeLessThan(1e-2, $"proposals of {path}");
+            stage.ProposalsFound.Should().BeGreaterThanOrEqualTo(0.99, $"proposals of {path} (float rounding may flip NMS or top-n ties)");
             totals.Add(stage.Detections);
         }
 
