@@ -64,6 +64,19 @@ public sealed class OnnxTensorValue
         return new OnnxTensorValue(name, OnnxElementType.Float, [.. dims], raw);
     }
 
+    /// <summary>A float64 tensor.</summary>
+    /// <exception cref="ArgumentException">The value count does not match the dimensions.</exception>
+    public static OnnxTensorValue FromDoubles(string name, ReadOnlySpan<double> values, params long[] dims)
+    {
+        var raw = new byte[CheckCount(name, values.Length, dims) * 8];
+        for (var k = 0; k < values.Length; k++)
+        {
+            BinaryPrimitives.WriteDoubleLittleEndian(raw.AsSpan(k * 8, 8), values[k]);
+        }
+
+        return new OnnxTensorValue(name, OnnxElementType.Double, [.. dims], raw);
+    }
+
     /// <summary>An int64 tensor.</summary>
     /// <exception cref="ArgumentException">The value count does not match the dimensions.</exception>
     public static OnnxTensorValue FromInt64s(string name, ReadOnlySpan<long> values, params long[] dims)

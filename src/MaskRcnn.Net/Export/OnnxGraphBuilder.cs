@@ -130,6 +130,9 @@ internal sealed class OnnxGraphBuilder
     /// <summary>A float32 scalar constant (shared by every use of the same value).</summary>
     public string Constant(float value) => Constant(OnnxTensorValue.FromFloats("", [value]), "f:" + value.ToString("R", CultureInfo.InvariantCulture));
 
+    /// <summary>A float64 scalar constant.</summary>
+    public string Constant(double value) => Constant(OnnxTensorValue.FromDoubles("", [value]), "d:" + value.ToString("R", CultureInfo.InvariantCulture));
+
     /// <summary>An int64 scalar constant.</summary>
     public string Constant(long value) => Constant(OnnxTensorValue.FromInt64s("", [value]), "i:" + value.ToString(CultureInfo.InvariantCulture));
 
@@ -216,6 +219,12 @@ internal sealed class OnnxGraphBuilder
 
     /// <summary><c>Max</c> of the inputs (broadcasting).</summary>
     public string Max(params string[] inputs) => Node("Max", inputs);
+
+    /// <summary>
+    /// <c>Reciprocal</c> (1/x). Prefer it to <c>Div(1, x)</c> before a <c>Mul</c>: ONNX Runtime's DivMulFusion rewrites
+    /// Div(1, x)·y into y/x, which rounds differently.
+    /// </summary>
+    public string Reciprocal(string x) => Node("Reciprocal", [x]);
 
     /// <summary><c>Relu</c>.</summary>
     public string Relu(string x) => Node("Relu", [x]);

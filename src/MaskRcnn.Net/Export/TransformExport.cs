@@ -59,25 +59,23 @@ internal static class TransformExport
         x = g.Sub(x, g.FloatsTensor("mean", mean, 3, 1, 1));
         x = g.Div(x, g.FloatsTensor("std", std, 3, 1, 1));
 
-        // Sizes: ImageTransform.ScaleFor — float32 shorter/longer, reciprocal then multiply, min; the output size is
-        // floor(size · scale) computed in double (Functional.Interpolate).
+        // Sizes: ImageTransform.ScaleFor — float32 shorter/longer, reciprocal then multiply (two float32 roundings, as
+        // PyTorch's number / tensor), min; the output size is floor(size · scale) in double (Functional.Interpolate).
         var height = g.Dim(image, 1);
         var width = g.Dim(image, 2);
         var heightF = g.Cast(height, OnnxElementType.Float);
         var widthF = g.Cast(width, OnnxElementType.Float);
         var shorter = g.Min(heightF, widthF);
         var longer = g.Max(heightF, widthF);
-        var one = g.Constant(1f);
-        var s1 = g.Mul(g.Div(one, shorter), g.Constant((float)options.MinSizes[^1]));
-        var s2 = g.Mul(g.Div(one, longer), g.Constant((float)options.MaxSize));
+        var s1 = g.Mul(g.Reciprocal(shorter), g.Constant((float)options.MinSizes[^1]));
+        var s2 = g.Mul(g.Reciprocal(longer), g.Constant((float)options.MaxSize));
         var scale = g.Cast(g.Min(s1, s2), OnnxElementType.Double);
         var resizedHeight = g.Cast(g.Floor(g.Mul(g.Cast(height, OnnxElementType.Double), scale)), OnnxElementType.Int64);
         var resizedWidth = g.Cast(g.Floor(g.Mul(g.Cast(width, OnnxElementType.Double), scale)), OnnxElementType.Int64);
 
-        // Bilinear, align_corners=False, recompute_scale_factor=True: the kernel uses the ratio of sizes.
-        var batched = g.Unsqueeze(x, 0);
-        var sizes = g.Concat(0, g.Ints(1, 3), resizedHeight, resizedWidth);
-        var resized = g.ResizeToSizes(batched, sizes, "linear", "half_pixel");
+        // Bilinear, align_corners=False, recompute_scale_factor=True, written out as PyTorch's CPU kernel computes it
+        // (ONNX Resize rounds its source coordinates differently: up to 2e-4 apart on large images).
+        var resized = Bilinear(g, g.Unsqueeze(x, 0), height, width, resizedHeight, resizedWidth);
 
         // Pad bottom/right with zeros to a multiple of SizeDivisible (ceil(h / d) · d).
         var d = (long)options.SizeDivisible;
@@ -105,6 +103,41 @@ internal static class TransformExport
         var ratioW = g.Div(g.Cast(sizes.InputWidth, OnnxElementType.Float), sizes.ResizedWidthFloat);
         var ratios = g.Concat(0, ratioW, ratioH, ratioW, ratioH); // [4], broadcast over [N, 4]
         return g.Mul(boxes, ratios);
+    }
+
+    /// <summary>
+    /// Bilinear resize of NCHW <paramref name="x"/> from (inH, inW) to (outH, outW) as libtorch's CPU
+    /// upsample_bilinear2d (align_corners false, no explicit scales): per axis ratio = float32(in) / out; in double,
+    /// source = max(ratio · (i + 0.5) − 0.5, 0), i0 = min(floor(source), in − 1), λ1 = float32(source − i0);
+    /// i1 = i0 + (i0 &lt; in − 1), λ0 = 1 − λ1; output = (x[i0, j0]·μ0 + x[i0, j1]·μ1)·λ0 + (x[i1, j0]·μ0 + x[i1, j1]·μ1)·λ1.
+    /// (ONNX Resize computes its source coordinates in float32: up to 2e-4 apart on large images.)
+    /// </summary>
+    private static string Bilinear(OnnxGraphBuilder g, string x, string inH, string inW, string outH, string outW)
+    {
+        using var _ = g.Scope("bilinear");
+        var (y0, y1, ly0, ly1) = Axis(g, inH, outH);
+        var (x0, x1, lx0, lx1) = Axis(g, inW, outW);
+        var rows0 = g.Gather(x, y0, 2);
+        var rows1 = g.Gather(x, y1, 2);
+        var top = g.Add(g.Mul(g.Gather(rows0, x0, 3), lx0), g.Mul(g.Gather(rows0, x1, 3), lx1));
+        var bottom = g.Add(g.Mul(g.Gather(rows1, x0, 3), lx0), g.Mul(g.Gather(rows1, x1, 3), lx1));
+        var ly0Column = g.Unsqueeze(ly0, 1);
+        var ly1Column = g.Unsqueeze(ly1, 1);
+        return g.Add(g.Mul(top, ly0Column), g.Mul(bottom, ly1Column));
+    }
+
+    private static (string I0, string I1, string L0, string L1) Axis(OnnxGraphBuilder g, string input, string output)
+    {
+        var ratio = g.Cast(g.Div(g.Cast(input, OnnxElementType.Float), g.Cast(output, OnnxElementType.Float)), OnnxElementType.Double);
+        var index = g.Cast(g.Range(g.Constant(0L), g.Squeeze(output, 0), g.Constant(1L)), OnnxElementType.Double);
+        var half = g.Constant(0.5);
+        var source = g.Max(g.Sub(g.Mul(ratio, g.Add(index, half)), half), g.Constant(0.0));
+        var last = g.Sub(input, g.Constant(1L));
+        var i0 = g.Min(g.Cast(g.Floor(source), OnnxElementType.Int64), last);
+        var i1 = g.Add(i0, g.Cast(g.Less(i0, last), OnnxElementType.Int64));
+        var l1 = g.Cast(g.Sub(source, g.Cast(i0, OnnxElementType.Double)), OnnxElementType.Float);
+        var l0 = g.Sub(g.Constant(1f), l1);
+        return (i0, i1, l0, l1);
     }
 
     private static string RoundUp(OnnxGraphBuilder g, string size, long divisor)
