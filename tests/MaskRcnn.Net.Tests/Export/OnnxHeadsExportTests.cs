@@ -59,7 +59,8 @@ public sealed class OnnxHeadsExportTests : IClassFixture<MaskRcnnParityTests.Ora
         totals.Considered.Should().BeGreaterThan(5, "the fixture must give detections for the comparison to mean something");
         totals.MatchRate.Should().Be(1.0, "on the same features every detection must be found");
         totals.MaxScoreDiff.Should().BeLessThan(1e-4);
-        totals.MinMaskIou.Should().BeGreaterThanOrEqualTo(0.99);
+        totals.MaskRate.Should().BeGreaterThanOrEqualTo(0.98);
+        totals.MaxMaskProbabilityDiff.Should().BeLessThan(1e-3, "same features: float rounding only (the fixture's mask logits are scaled ×10)");
     }
 
     [Fact]
@@ -315,8 +316,18 @@ internal sealed record MatchReport(int Considered, int Matched, double MaxScoreD
     /// <summary>Details of the matched detections whose mask IoU is below 0.98.</summary>
     public IReadOnlyList<string> LowMasks { get; init; } = [];
 
+    /// <summary>Matched detections whose masks were compared.</summary>
+    public int MasksCompared { get; init; }
+
+    /// <summary>Of those, how many have mask IoU ≥ 0.98.</summary>
+    public int MasksAboveIou { get; init; }
+
+    /// <summary>Largest |p − p'| of the pasted mask probabilities of matched detections.</summary>
+    public double MaxMaskProbabilityDiff { get; init; }
+
     public override string ToString() =>
-        $"{OursTotal} vs {OnnxTotal} detections; {Matched}/{Considered} above the margin matched, max score diff {MaxScoreDiff:E2}, min mask IoU {MinMaskIou:F4}" +
+        $"{OursTotal} vs {OnnxTotal} detections; {Matched}/{Considered} above the margin matched, max score diff {MaxScoreDiff:E2}, " +
+        $"mask IoU ≥ 0.98 for {MasksAboveIou}/{MasksCompared} (min {MinMaskIou:F4}), max pasted probability diff {MaxMaskProbabilityDiff:E2}" +
         string.Concat(LowMasks.Select(m => "\n    " + m));
 }
 
@@ -331,7 +342,16 @@ internal sealed class MatchTotals
 
     public double MinMaskIou { get; private set; } = 1;
 
+    public int MasksCompared { get; private set; }
+
+    public int MasksAboveIou { get; private set; }
+
+    public double MaxMaskProbabilityDiff { get; private set; }
+
     public double MatchRate => Considered == 0 ? 1 : (double)Matched / Considered;
+
+    /// <summary>Share of the compared masks with IoU ≥ 0.98.</summary>
+    public double MaskRate => MasksCompared == 0 ? 1 : (double)MasksAboveIou / MasksCompared;
 
     public void Add(MatchReport r)
     {
@@ -339,10 +359,14 @@ internal sealed class MatchTotals
         Matched += r.Matched;
         MaxScoreDiff = Math.Max(MaxScoreDiff, r.MaxScoreDiff);
         MinMaskIou = Math.Min(MinMaskIou, r.MinMaskIou);
+        MasksCompared += r.MasksCompared;
+        MasksAboveIou += r.MasksAboveIou;
+        MaxMaskProbabilityDiff = Math.Max(MaxMaskProbabilityDiff, r.MaxMaskProbabilityDiff);
     }
 
     public override string ToString() =>
-        $"total: {Matched}/{Considered} matched ({MatchRate:P2}), max score diff {MaxScoreDiff:E2}, min mask IoU {MinMaskIou:F4}";
+        $"total: {Matched}/{Considered} matched ({MatchRate:P2}), max score diff {MaxScoreDiff:E2}, mask IoU ≥ 0.98 for " +
+        $"{MasksAboveIou}/{MasksCompared} ({MaskRate:P2}, min {MinMaskIou:F4}), max pasted mask probability diff {MaxMaskProbabilityDiff:E2}";
 }
 
 /// <summary>
@@ -357,8 +381,11 @@ internal static class DetectionMatcher
     {
         using var scope = Torch.NewDisposeScope();
         var refProbabilities = reference.Pasted(height, width);
+        var candProbabilities = candidate.Pasted(height, width);
         var refPasted = refProbabilities?.Gt(0.5);
-        var candPasted = candidate.Pasted(height, width)?.Gt(0.5);
+        var candPasted = candProbabilities?.Gt(0.5);
+        int masksCompared = 0, masksAbove = 0;
+        double maxProbabilityDiff = 0;
         var lowMasks = new List<string>();
 
         var used = new bool[candidate.Count];
@@ -404,6 +431,11 @@ internal static class DetectionMatcher
                 var union = (a | b).Sum().ItemLong();
                 var maskIou = union == 0 ? 1.0 : (double)inter / union;
                 minMaskIou = Math.Min(minMaskIou, maskIou);
+                masksCompared++;
+                masksAbove += maskIou >= 0.98 ? 1 : 0;
+                using var pa = refProbabilities!.Select(0, i);
+                using var pb = candProbabilities!.Select(0, best);
+                maxProbabilityDiff = Math.Max(maxProbabilityDiff, (pa - pb).Abs().Max().ItemDouble());
                 if (maskIou < 0.98)
                 {
                     // How ill-conditioned the 0.5 threshold is for this mask: the share of its pixels whose probability
@@ -416,7 +448,13 @@ internal static class DetectionMatcher
             }
         }
 
-        return new MatchReport(considered, matched, maxScoreDiff, minMaskIou, reference.Count, candidate.Count) { LowMasks = lowMasks };
+        return new MatchReport(considered, matched, maxScoreDiff, minMaskIou, reference.Count, candidate.Count)
+        {
+            LowMasks = lowMasks,
+            MasksCompared = masksCompared,
+            MasksAboveIou = masksAbove,
+            MaxMaskProbabilityDiff = maxProbabilityDiff,
+        };
     }
 
     public static double BoxIou(float[] a, float[] b)
@@ -442,7 +480,19 @@ public sealed class TrainedModelFixture : IDisposable
         Dir = Directory.CreateTempSubdirectory("mr_onnx_trained_").FullName;
         var full = Training.CocoDataset.Load(RepoPaths.Get("data", "brain-tumor", "train", "annotations.json"),
             RepoPaths.Get("data", "brain-tumor", "train", "images"));
-        var subset = new Training.DetectionDataset(full.ClassNames, full.Samples.Where(s => s.Annotations.Count > 0).Take(16));
+        // Two blank slices as negatives (no annotations), so that the briefly trained model learns that an empty image
+        // holds nothing: the parity tests need an image with no detection at all.
+        var negatives = new[] { (256, 256), (256, 192) }.Select((size, i) =>
+        {
+            var path = Path.Combine(Dir, $"blank{i}.png");
+            using (var blank = Tensor.Zeros([3, size.Item1, size.Item2], DType.UInt8))
+            {
+                ImageCodec.SavePng(blank, path);
+            }
+
+            return new Training.DatasetSample(-1 - i, Path.GetFileName(path), size.Item2, size.Item1, []) { ImagePath = path };
+        });
+        var subset = new Training.DetectionDataset(full.ClassNames, full.Samples.Where(s => s.Annotations.Count > 0).Take(16).Concat(negatives));
         Torch.ManualSeed(11);
         using (var model = new MaskRcnnBuilder().WithClasses(full.ClassNames.Skip(1).ToArray())
                    .WithBackbone(18, NormKind.GroupNorm, 5, outChannels: 64).WithImageSize(320, 512)
@@ -469,8 +519,20 @@ public sealed class TrainedModelFixture : IDisposable
     }
 }
 
+/// <summary>
+/// The tests that share <see cref="TrainedModelFixture"/>: trained once, and not in parallel with other test classes,
+/// whose model construction would draw from libtorch's global generator while the fixture trains (the trained model,
+/// hence its detections, would change from run to run).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TrainedModelCollection : ICollectionFixture<TrainedModelFixture>
+{
+    public const string Name = "onnx-trained-model";
+}
+
 /// <summary><see cref="OnnxHeadsExportTests"/>' stage comparison on the model trained at test time.</summary>
-public sealed class OnnxHeadsTrainedModelTests : IClassFixture<TrainedModelFixture>
+[Collection(TrainedModelCollection.Name)]
+public sealed class OnnxHeadsTrainedModelTests
 {
     private readonly TrainedModelFixture trained;
     private readonly ITestOutputHelper output;
@@ -498,6 +560,7 @@ public sealed class OnnxHeadsTrainedModelTests : IClassFixture<TrainedModelFixtu
         totals.Considered.Should().BeGreaterThan(5, "the trained model must give detections for the comparison to mean something");
         totals.MatchRate.Should().Be(1.0);
         totals.MaxScoreDiff.Should().BeLessThan(1e-4);
-        totals.MinMaskIou.Should().BeGreaterThanOrEqualTo(0.99);
+        totals.MaskRate.Should().BeGreaterThanOrEqualTo(0.98);
+        totals.MaxMaskProbabilityDiff.Should().BeLessThan(1e-4, "same features: the mask probabilities differ by float rounding only");
     }
 }
