@@ -387,6 +387,7 @@ internal static class DetectionMatcher
         int masksCompared = 0, masksAbove = 0;
         double maxProbabilityDiff = 0;
         var lowMasks = new List<string>();
+        var unmatched = new List<string>();
 
         var used = new bool[candidate.Count];
         int considered = 0, matched = 0;
@@ -417,6 +418,14 @@ internal static class DetectionMatcher
 
             if (best < 0)
             {
+                if (unmatched.Count < 5)
+                {
+                    var nearest = Enumerable.Range(0, candidate.Count).Where(j => candidate.Labels[j] == reference.Labels[i])
+                        .Select(j => (j, iou: BoxIou(reference.Box(i), candidate.Box(j)))).OrderByDescending(t => t.iou).FirstOrDefault();
+                    unmatched.Add($"unmatched: label {reference.Labels[i]} score {reference.Scores[i]:F4} box [{string.Join(", ", reference.Box(i).Select(v => v.ToString("F1")))}]" +
+                        (candidate.Count == 0 ? "" : $"; nearest candidate IoU {nearest.iou:F4} score {candidate.Scores[nearest.j]:F4}{(used[nearest.j] ? " (already matched)" : "")}"));
+                }
+
                 continue;
             }
 
@@ -450,7 +459,7 @@ internal static class DetectionMatcher
 
         return new MatchReport(considered, matched, maxScoreDiff, minMaskIou, reference.Count, candidate.Count)
         {
-            LowMasks = lowMasks,
+            LowMasks = [.. lowMasks, .. unmatched],
             MasksCompared = masksCompared,
             MasksAboveIou = masksAbove,
             MaxMaskProbabilityDiff = maxProbabilityDiff,
