@@ -31,7 +31,7 @@ internal sealed record OnnxFeatureValues(IReadOnlyList<string> Names, IReadOnlyL
 /// <summary>
 /// Emits our ResNet body and FPN (<see cref="BackboneWithFpn"/>) with the model's own weights: frozen and eval batch
 /// norms folded into the convolutions exactly as the libtorch forward folds them, group norm through
-/// InstanceNormalization over the groups, nearest top-down upsampling to each lateral's size, and the
+/// per-group statistics (reshape, two-pass mean and biased variance), nearest top-down upsampling to each lateral's size, and the
 /// <see cref="LastLevelMaxPool"/> <c>pool</c> level.
 /// </summary>
 internal static class BackboneExport
@@ -188,17 +188,17 @@ internal static class BackboneExport
     }
 
     /// <summary>
-    /// GroupNorm(G) on [1, C, h, w]: reshape to [1, G, C/G·h·w], InstanceNormalization (per-group mean and biased
-    /// variance, unit scale), reshape back, then the per-channel affine γ·x + β.
+    /// GroupNorm(G) on [1, C, h, w]: reshape to [1, G, C/G·h·w]; two-pass statistics per group (mean, then the mean of
+    /// squared deviations: the biased variance); (x − mean) · 1/sqrt(var + eps); reshape back; per-channel γ·x + β.
     /// </summary>
     private static string GroupNormalization(OnnxGraphBuilder g, string name, GroupNorm gn, string x)
     {
-        var groups = gn.Groups;
-        var grouped = g.Reshape(x, 0, groups, -1);
-        var ones = g.Initializer(name + ".gn_unit_scale", Enumerable.Repeat(1f, groups).ToArray(), groups);
-        var zeros = g.Initializer(name + ".gn_zero_bias", new float[groups], groups);
-        var normalized = g.InstanceNormalization(grouped, ones, zeros, (float)gn.Eps);
-        var back = g.Reshape(normalized, g.Shape(x));
+        var grouped = g.Reshape(x, 0, gn.Groups, -1);
+        var mean = g.ReduceMean(grouped, [2]);
+        var centered = g.Sub(grouped, mean);
+        var variance = g.ReduceMean(g.Mul(centered, centered), [2]);
+        var rstd = g.Reciprocal(g.Sqrt(g.Add(variance, g.Constant((float)gn.Eps))));
+        var back = g.Reshape(g.Mul(centered, rstd), g.Shape(x));
         using var scope = Torch.NewDisposeScope();
         var gamma = g.Initializer(name + ".gn_weight", gn.Weight.Reshape(-1, 1, 1));
         var beta = g.Initializer(name + ".gn_bias", gn.Bias.Reshape(-1, 1, 1));

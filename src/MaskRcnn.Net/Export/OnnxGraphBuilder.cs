@@ -102,11 +102,14 @@ internal sealed class OnnxGraphBuilder
         return unique;
     }
 
-    /// <summary>An int64 initializer named <paramref name="name"/> (made unique).</summary>
+    /// <summary>
+    /// An int64 tensor named <paramref name="name"/> (made unique). Written as a <c>Constant</c> node rather than an
+    /// initializer, so every initializer of the file is float32 (what <see cref="OnnxGraph"/> reads).
+    /// </summary>
     public string Initializer(string name, ReadOnlySpan<long> values, params long[] shape)
     {
         var unique = Fresh(name);
-        writer.Initializers.Add(OnnxTensorValue.FromInt64s(unique, values, shape));
+        AddNode("Constant", [], [unique], [OnnxAttributeValue.Tensor("value", OnnxTensorValue.FromInt64s("", values, shape))]);
         return unique;
     }
 
@@ -418,6 +421,10 @@ internal sealed class OnnxGraphBuilder
     /// <summary><c>ReduceMin</c> (opset 17: axes attribute).</summary>
     public string ReduceMin(string x, long[] axes, bool keepDims = true) =>
         Node("ReduceMin", [x], OnnxAttributeValue.Ints("axes", axes), OnnxAttributeValue.Int("keepdims", keepDims ? 1 : 0));
+
+    /// <summary><c>ReduceMean</c> (opset 17: axes attribute).</summary>
+    public string ReduceMean(string x, long[] axes, bool keepDims = true) =>
+        Node("ReduceMean", [x], OnnxAttributeValue.Ints("axes", axes), OnnxAttributeValue.Int("keepdims", keepDims ? 1 : 0));
 
     /// <summary><c>ReduceSum</c> (opset 13+: axes input).</summary>
     public string ReduceSum(string x, long[] axes, bool keepDims = true) =>

@@ -2,20 +2,23 @@ using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Core.Tests.TestSupport;
 using MaskRcnn.Net.Export;
 using MaskRcnn.Net.Heads;
+using Xunit.Abstractions;
 
 namespace MaskRcnn.Net.Tests.Export;
 
 /// <summary>
 /// The exported ResNet body + FPN against our libtorch <see cref="BackboneWithFpn"/> on the same real MRI image: every
-/// level (<c>0</c>…<c>3</c>, <c>pool</c>) has the same shape and max |ONNX − libtorch| ≤ 1e-4 · max |libtorch|. Models:
+/// level (<c>0</c>…<c>3</c>, <c>pool</c>) has the same shape and max |ONNX − libtorch| ≤ 1e-4 · max |libtorch| (group
+/// norm: 5e-4). Models:
 /// the seeded torchvision-format R50 (eval batch norm with non-trivial statistics, as the parity tests build it),
 /// a ResNet-18 with frozen batch norm (randomised statistics, eps 1e-3) and a ResNet-18 with group norm.
 /// </summary>
 public sealed class OnnxBackboneExportTests : IClassFixture<OnnxBackboneExportTests.TorchvisionWeights>
 {
     private readonly TorchvisionWeights weights;
+    private readonly ITestOutputHelper output;
 
-    public OnnxBackboneExportTests(TorchvisionWeights weights) => this.weights = weights;
+    public OnnxBackboneExportTests(TorchvisionWeights weights, ITestOutputHelper output) => (this.weights, this.output) = (weights, output);
 
     /// <summary>The seeded torchvision maskrcnn_resnet50_fpn state dict (weights=None, batch-norm statistics scaled).</summary>
     public sealed class TorchvisionWeights : IDisposable
@@ -83,7 +86,10 @@ public sealed class OnnxBackboneExportTests : IClassFixture<OnnxBackboneExportTe
             .Configure(c => c with { Transform = new TransformOptions([320], 512) })
             .Build();
         Randomise(model, 6);
-        Compare(model, OnnxTestSupport.ValImage(1));
+        // Group norm divides by each group's standard deviation, which on this random model is small for the groups
+        // covering the MRI's black background: the convolutions' float rounding differences are amplified (measured
+        // up to 1e-4 relative, against 4e-6 with batch norms), hence the wider bound.
+        Compare(model, OnnxTestSupport.ValImage(1), 5e-4);
     }
 
     /// <summary>Gives every norm layer non-trivial statistics and affine values (frozen/group norm start at identity).</summary>
@@ -110,7 +116,7 @@ public sealed class OnnxBackboneExportTests : IClassFixture<OnnxBackboneExportTe
         }
     }
 
-    private static void Compare(MaskRcnnModel model, Tensor imageU8)
+    private void Compare(MaskRcnnModel model, Tensor imageU8, double relativeTolerance = 1e-4)
     {
         var onnx = OnnxExporter.Build(model, new OnnxExportOptions { DebugOutputs = OnnxDebugOutputs.Features }).ToBytes();
         var backbone = (BackboneWithFpn)model.Backbone;
@@ -132,7 +138,8 @@ public sealed class OnnxBackboneExportTests : IClassFixture<OnnxBackboneExportTe
             var scale = values.Max(Math.Abs);
             scale.Should().BeGreaterThan(0, $"level {name} is not all zeros");
             var diff = OnnxTestSupport.MaxAbsDiff(actual.Values, values);
-            diff.Should().BeLessThanOrEqualTo(1e-4 * scale, $"level {name} (max |value| {scale})");
+            output.WriteLine($"level {name} [{string.Join(", ", actual.Shape)}]: max |diff| {diff:E2}, max |value| {scale:E2}, ratio {diff / scale:E2}");
+            diff.Should().BeLessThanOrEqualTo(relativeTolerance * scale, $"level {name} (max |value| {scale})");
         }
     }
 }

@@ -136,4 +136,20 @@ public sealed class OnnxModelWriterTests
         var act = () => OnnxTensorValue.FromFloats("w", [1f, 2f, 3f], 2, 2);
         act.Should().Throw<ArgumentException>().WithMessage("*'w'*3 values*[2, 2]*");
     }
+
+    [Fact]
+    public void The_writer_itself_stores_int64_and_uint8_initializers_that_onnx_runtime_reads()
+    {
+        var writer = new OnnxModelWriter();
+        writer.Inputs.Add(new OnnxValueInfo("x", OnnxElementType.Int64, [OnnxDimension.Fixed(2)]));
+        writer.Initializers.Add(OnnxTensorValue.FromInt64s("k", [-(1L << 50), 7L], 2));
+        writer.Initializers.Add(OnnxTensorValue.FromBytes("u", [200, 3], 2));
+        writer.Nodes.Add(new OnnxNodeValue("Add", ["x", "k"], ["sum"], []));
+        writer.Nodes.Add(new OnnxNodeValue("Cast", ["u"], ["u64"], [OnnxAttributeValue.Int("to", (long)OnnxElementType.Int64)]));
+        writer.Nodes.Add(new OnnxNodeValue("Mul", ["sum", "u64"], ["y"], []));
+        writer.Outputs.Add(new OnnxValueInfo("y", OnnxElementType.Int64, [OnnxDimension.Fixed(2)]));
+        using var session = new InferenceSession(writer.ToBytes());
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor("x", new OrtTensors.DenseTensor<long>(new long[] { 1, -2 }, [2]))]);
+        results.Single().AsTensor<long>().ToArray().Should().Equal((1 - (1L << 50)) * 200, 5L * 3);
+    }
 }

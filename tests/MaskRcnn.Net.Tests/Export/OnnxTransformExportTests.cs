@@ -1,6 +1,7 @@
 using MaskRcnn.Net.Backbones;
 using MaskRcnn.Net.Export;
 using MaskRcnn.Net.Heads;
+using Xunit.Abstractions;
 
 namespace MaskRcnn.Net.Tests.Export;
 
@@ -9,7 +10,7 @@ namespace MaskRcnn.Net.Tests.Export;
 /// <see cref="ImageTransform"/> on real MRI images cut and tiled to several sizes: identical resized and padded sizes,
 /// values within 1e-5.
 /// </summary>
-public sealed class OnnxTransformExportTests
+public sealed class OnnxTransformExportTests(ITestOutputHelper output)
 {
     public static TheoryData<int, int, int> Sizes => new()
     {
@@ -68,7 +69,7 @@ public sealed class OnnxTransformExportTests
         Check(model, bytes, Cut(OnnxTestSupport.ValImage(7), 333, 1111));
     }
 
-    private static void Check(MaskRcnnModel model, byte[] onnx, Tensor imageU8)
+    private void Check(MaskRcnnModel model, byte[] onnx, Tensor imageU8)
     {
         using var f = OnnxTestSupport.AsFloat(imageU8);
         var (batch, _) = model.Transform.Forward([f]);
@@ -80,6 +81,7 @@ public sealed class OnnxTransformExportTests
         var images = outputs["debug_images"];
         images.Shape.Should().Equal(batch.Images.Shape, $"the padded batch of a {imageU8.Size(1)}x{imageU8.Size(2)} image");
         var diff = OnnxTestSupport.MaxAbsDiff(images.Values, batch.Images.ToArray<float>().Select(v => (double)v).ToArray());
+        output.WriteLine($"{imageU8.Size(1)}x{imageU8.Size(2)} -> [{string.Join(", ", images.Shape)}]: max |diff| {diff:E2}");
         diff.Should().BeLessThanOrEqualTo(1e-5, $"the {imageU8.Size(1)}x{imageU8.Size(2)} image");
     }
 }
