@@ -508,7 +508,7 @@ public sealed class TrainedModelFixture : IDisposable
                    .WithRoIHeads(new Heads.RoIHeadsOptions(BatchSizePerImage: 64)).WithHeadSizes(256, [64, 64], 64).WithSeed(11).Build())
         {
             var loader = new Training.DataLoader(subset, new Training.DataLoaderOptions(BatchSize: 2, Shuffle: true, Seed: 1, Prefetch: 0));
-            new Training.Trainer(model, new Training.TrainerOptions(Epochs: 4, LearningRate: 0.02, WarmupIterations: 5)).Train(loader);
+            new Training.Trainer(model, new Training.TrainerOptions(Epochs: 8, LearningRate: 0.02, WarmupIterations: 5)).Train(loader);
             model.Save(WeightsPath);
         }
 
