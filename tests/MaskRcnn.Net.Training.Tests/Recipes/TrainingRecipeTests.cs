@@ -39,7 +39,17 @@ public class TrainingRecipeTests
             recipe.AnchorSizes.Should().Equal(16, 32, 64, 128, 256);
             recipe.Choices.Single(c => c.Setting == "--min-size/--max-size").Reason.Should().Contain("1.5x").And.Contain("384 px");
             recipe.Choices.Single(c => c.Setting == "--anchor-sizes").Reason.Should().Contain("19–136 px").And.Contain("26 px");
+            (recipe.LearningRate, recipe.CreateTrainerOptions().LearningRate).Should().Be((0.01, 0.01), $"{request} stays near its peak rate for long");
+            recipe.Choices.Single(c => c.Setting == "--lr").Should().Match<RecipeChoice>(c => c.Value == "0.01" && c.Reason.Contains("long run"));
+            TrainingRecipe.For(train, request with { Optimizer = OptimizerKind.AdamW }).LearningRate.Should().Be(1e-4, "AdamW keeps its own rate");
         }
+
+        foreach (var request in new[] { new RecipeRequest { TimeBudget = TimeSpan.FromMinutes(14) }, new RecipeRequest { Epochs = 15 } })
+        {
+            TrainingRecipe.For(train, request).LearningRate.Should().Be(0.02, $"{request} is short");
+        }
+
+        TrainingRecipe.For(train, new RecipeRequest { Weights = "coco.pth", Epochs = 24 }).LearningRate.Should().Be(0.005, "fine-tuning keeps torchvision's rate");
 
         TrainingRecipe.For(train, new RecipeRequest { TimeBudget = TimeSpan.FromMinutes(14) }).ImageSize.Should().Be(256);
         TrainingRecipe.For(train, new RecipeRequest { Epochs = 15 }).ImageSize.Should().Be(256);
