@@ -299,7 +299,7 @@ internal sealed class VideoProgressPrinter(bool terminal) : IProgress<VideoProgr
 
     public void Report(VideoProgress p)
     {
-        var fraction = p.TotalFrames is > 0 and var total ? Math.Clamp((double)p.FramesDone / total.Value, 0, 1) : (double?)null;
+        var fraction = p.TotalFrames is { } total and > 0 ? Math.Clamp((double)p.FramesDone / total, 0, 1) : (double?)null;
         var eta = p.Eta is { } e ? (e.TotalHours >= 1 ? $"{(int)e.TotalHours}h{e.Minutes:D2}m" : $"{e.Minutes}m{e.Seconds:D2}s") : "?";
         var text = string.Create(CultureInfo.InvariantCulture,
             $"frame {p.FramesDone}{(p.TotalFrames is { } n ? $"/{n}" : "")}{(fraction is { } f ? $" ({f * 100:0}%)" : "")}, {p.FramesPerSecond:0.0} frames/s, eta {eta}");
