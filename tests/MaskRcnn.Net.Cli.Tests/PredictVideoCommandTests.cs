@@ -103,8 +103,19 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
             r.GetProperty("detections").GetRawText(), Detections(r));
     }).ToList();
 
+    /// <summary>
+    /// Runs the built CLI in a child process and waits for exit code 0. Child processes, because libtorch's thread
+    /// settings are per process (and per OpenMP thread): this test process has run other commands with other
+    /// <c>--threads</c>, and two runs compare bit for bit only at the same settings.
+    /// </summary>
+    private static async Task RunCliAsync(params string[] args)
+    {
+        await using var cli = CliProcess.Start(args);
+        (await cli.WaitForExitAsync()).Should().Be(0, $"maskrcnn {string.Join(' ', args)}; stderr:\n{cli.Log}");
+    }
+
     /// <summary>The input's frames decoded by ffmpeg to PNG and run through <c>maskrcnn predict --json</c>: the truth per frame.</summary>
-    private List<List<Det>> PredictDecodedFrames(string input)
+    private async Task<List<List<Det>>> PredictDecodedFramesAsync(string input)
     {
         var frames = Path.Combine(dir, "frames");
         Directory.CreateDirectory(frames);
@@ -112,7 +123,7 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
         var pngs = Directory.GetFiles(frames, "*.png").Order(StringComparer.Ordinal).ToArray();
         pngs.Should().HaveCount(VideoFixture.Frames);
         var json = Path.Combine(dir, "frames.json");
-        Program.Main(["predict", "--weights", video.Model, "--json", json, .. pngs]).Should().Be(0);
+        await RunCliAsync(["predict", "--weights", video.Model, "--json", json, .. pngs]);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         return doc.RootElement.GetProperty("results").EnumerateArray().Select(Detections).ToList();
     }
@@ -132,13 +143,13 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
     }
 
     [Fact]
-    public void Predict_video_keeps_frame_count_size_rate_and_audio_and_its_json_lines_equal_predict_on_each_decoded_frame()
+    public async Task Predict_video_keeps_frame_count_size_rate_and_audio_and_its_json_lines_equal_predict_on_each_decoded_frame()
     {
         var output = Path.Combine(dir, "out", "annotated.mp4");
         var jsonl = Path.Combine(dir, "out", "frames.jsonl");
         // Batches of 1: each frame goes through the model alone, as each PNG does in `predict`, so the results are
         // bit-identical (a batch of several frames runs other convolution kernels: scores agree to ~1e-5 only).
-        Program.Main(["predict", "--weights", video.Model, "--video", video.Video, "--out", output, "--json", jsonl, "--batch-size", "1"]).Should().Be(0);
+        await RunCliAsync("predict", "--weights", video.Model, "--video", video.Video, "--out", output, "--json", jsonl, "--batch-size", "1");
 
         var input = Media.Probe(video.Video);
         input.Should().Be(new Media.Streams(VideoFixture.Frames, VideoFixture.Width, VideoFixture.Height, $"{VideoFixture.Rate}/1", HasAudio: true));
@@ -150,7 +161,7 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
             (a, b) => Math.Abs(a - b) < 1e-9);
         lines.Should().OnlyContain(l => l.Predicted && l.Image == video.Video && l.Width == VideoFixture.Width && l.Height == VideoFixture.Height);
 
-        var truth = PredictDecodedFrames(video.Video);
+        var truth = await PredictDecodedFramesAsync(video.Video);
         for (var i = 0; i < VideoFixture.Frames; i++)
         {
             ShouldEqual(lines[i].Detections, truth[i], $"frame {i}");
@@ -160,7 +171,7 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
     }
 
     [Fact]
-    public void Every_third_frame_is_predicted_in_batches_and_the_frames_between_carry_its_detections_over()
+    public async Task Every_third_frame_is_predicted_in_batches_and_the_frames_between_carry_its_detections_over()
     {
         var jsonl = Path.Combine(dir, "every3.jsonl");
         var output = Path.Combine(dir, "every3.mp4");
@@ -178,7 +189,7 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
 
         // The predicted frames ran two to a batch: their detections match `predict` on the decoded frame to batch
         // precision (same labels, boxes to 0.01 px, scores to 1e-4, masks' IoU >= 0.98).
-        var truth = PredictDecodedFrames(video.Video);
+        var truth = await PredictDecodedFramesAsync(video.Video);
         foreach (var i in new[] { 0, 3, 6, 9 })
         {
             var (actual, expected) = (lines[i].Detections, truth[i]);
