@@ -16,11 +16,14 @@ public class ArchitectureTests
     private static readonly string[] InferenceSide =
     [
         "MaskRcnn.Net", "MaskRcnn.Net.Heads", "MaskRcnn.Net.Backbones", "MaskRcnn.Net.RoIAlign", "MaskRcnn.Net.Core",
-        "MaskRcnn.Net.Abstractions", "MaskRcnn.Net.DependencyInjection", Onnx,
+        "MaskRcnn.Net.Abstractions", "MaskRcnn.Net.DependencyInjection", Onnx, Video,
     ];
 
     /// <summary>The ONNX Runtime package: predicts without libtorch, so nothing in its closure may bring libtorch or the shim.</summary>
     private const string Onnx = "MaskRcnn.Net.Onnx";
+
+    /// <summary>The video package: runs the system ffmpeg as a child process, so it needs no package and no native code of ours.</summary>
+    private const string Video = "MaskRcnn.Net.Video";
 
     /// <summary>The packages each adapter may depend on (its image library; SkiaSharp's native Skia, never libtorch).</summary>
     private static readonly Dictionary<string, string[]> AdapterPackages = new()
@@ -227,6 +230,33 @@ public class ArchitectureTests
             settings.Should().NotContain(v => v.Contains("libtorch", StringComparison.OrdinalIgnoreCase) || v.Contains("maskrcnn_native", StringComparison.OrdinalIgnoreCase)
                 || v.Contains("MaskRcnn.Net.Native", StringComparison.Ordinal),
                 $"{name} (in {Onnx}'s closure) carries no libtorch or shim asset (comments and descriptions aside)");
+        }
+    }
+
+    [Fact]
+    public void The_video_package_builds_on_the_abstractions_alone_with_no_package_and_no_shim()
+    {
+        var projects = ProjectFiles();
+        var closure = new HashSet<string>();
+        var pending = new Stack<string>([Video]);
+        while (pending.TryPop(out var name))
+        {
+            if (closure.Add(name))
+            {
+                foreach (var reference in XDocument.Load(projects[name]).Descendants("ProjectReference"))
+                {
+                    pending.Push(Path.GetFileNameWithoutExtension(reference.Attribute("Include")!.Value.Replace('\\', '/')));
+                }
+            }
+        }
+
+        closure.Should().BeEquivalentTo([Video, "MaskRcnn.Net.Abstractions"],
+            "the video package works with any IInstanceSegmenter (libtorch or ONNX Runtime), so it references the libtorch-free assembly alone");
+        foreach (var name in closure)
+        {
+            var project = XDocument.Load(projects[name]);
+            project.Descendants("PackageReference").Should().BeEmpty($"{name} (in {Video}'s closure) needs no package: ffmpeg is a system executable");
+            project.Descendants("Import").Should().BeEmpty($"{name} (in {Video}'s closure) does not import the native shim's build");
         }
     }
 
