@@ -217,11 +217,14 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
         var truncatedMp4 = Path.Combine(dir, "truncated-cut.mp4");
         var bytes = await File.ReadAllBytesAsync(mp4);
         await File.WriteAllBytesAsync(truncatedMp4, bytes[..(bytes.Length / 2)]);
-        var truncatedMkv = Path.Combine(dir, "truncated-cut.mkv");
-        bytes = await File.ReadAllBytesAsync(video.Video);
-        await File.WriteAllBytesAsync(truncatedMkv, bytes[..(bytes.Length / 2)]);
+        // With the index first (+faststart): the header declares 12 frames, the data ends after about half of them.
+        var fastStart = Path.Combine(dir, "whole-faststart.mp4");
+        Media.Ffmpeg("-i", video.Video, "-map", "0:v", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart", fastStart);
+        var truncatedData = Path.Combine(dir, "truncated-data.mp4");
+        bytes = await File.ReadAllBytesAsync(fastStart);
+        await File.WriteAllBytesAsync(truncatedData, bytes[..(bytes.Length / 2)]);
 
-        foreach (var bad in new[] { notVideo, truncatedMp4, truncatedMkv })
+        foreach (var bad in new[] { notVideo, truncatedMp4, truncatedData })
         {
             var output = Path.Combine(dir, Path.GetFileNameWithoutExtension(bad) + "-out.mp4");
             await using var cli = CliProcess.Start("predict", "--weights", video.Model, "--video", bad, "--out", output, "--json", output + ".jsonl");
