@@ -149,7 +149,7 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
         var jsonl = Path.Combine(dir, "out", "frames.jsonl");
         // Batches of 1: each frame goes through the model alone, as each PNG does in `predict`, so the results are
         // bit-identical (a batch of several frames runs other convolution kernels: scores agree to ~1e-5 only).
-        await RunCliAsync("predict", "--weights", video.Model, "--video", video.Video, "--out", output, "--json", jsonl, "--batch-size", "1");
+        await RunCliAsync("predict", "--weights", video.Model, "--video", video.Video, "--out", output, "--json", jsonl, "--batch-size", "1", "--style", "splash");
 
         var input = Media.Probe(video.Video);
         input.Should().Be(new Media.Streams(VideoFixture.Frames, VideoFixture.Width, VideoFixture.Height, $"{VideoFixture.Rate}/1", HasAudio: true));
@@ -173,10 +173,10 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
     [Fact]
     public async Task Every_third_frame_is_predicted_in_batches_and_the_frames_between_carry_its_detections_over()
     {
+        // JSON only (no --out): the frames go through VideoPredictor alone, nothing is encoded.
         var jsonl = Path.Combine(dir, "every3.jsonl");
-        var output = Path.Combine(dir, "every3.mp4");
-        Program.Main(["predict", "--weights", video.Model, "--video", video.Video, "--every", "3", "--batch-size", "2", "--style", "splash",
-            "--json", jsonl, "--out", output]).Should().Be(0);
+        Program.Main(["predict", "--weights", video.Model, "--video", video.Video, "--every", "3", "--batch-size", "2", "--json", jsonl]).Should().Be(0);
+        Directory.GetFiles(dir).Should().Equal([jsonl], "without --out no video is written");
 
         var lines = ReadJsonLines(jsonl);
         lines.Should().HaveCount(VideoFixture.Frames);
@@ -204,7 +204,6 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
         }
 
         lines[1].Detections[0].Box.Should().NotEqual(truth[1][0].Box, "frame 1 is another slice: its own detections differ from the ones carried over");
-        Media.Probe(output).Frames.Should().Be(VideoFixture.Frames, "every frame is written, predicted or carried over");
     }
 
     [Fact]
