@@ -12,8 +12,11 @@ namespace MaskRcnn.Net.Video.Tests;
 [Collection("video")]
 public sealed class VideoAnnotatorTests(VideoFixture videos)
 {
-    /// <summary>Lossless output (libx264rgb, CRF 0, rgb24), so rendered pixels can be compared exactly.</summary>
-    private static readonly VideoAnnotationOptions Lossless = new() { Codec = "libx264rgb", Quality = 0, PixelFormat = "rgb24" };
+    /// <summary>
+    /// Lossless output (libx264rgb, CRF 0, rgb24), so rendered pixels can be compared exactly; one frame per batch, so
+    /// the detections equal the model's Predict of each frame alone to the last bit.
+    /// </summary>
+    private static readonly VideoAnnotationOptions Lossless = new() { Codec = "libx264rgb", Quality = 0, PixelFormat = "rgb24", Prediction = new() { BatchSize = 1 } };
 
     private static byte Grey(byte r, byte g, byte b) => (byte)Math.Round(0.299 * r + 0.587 * g + 0.114 * b, MidpointRounding.AwayFromZero);
 

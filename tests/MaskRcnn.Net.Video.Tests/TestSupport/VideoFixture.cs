@@ -36,9 +36,10 @@ public sealed class VideoFixture : IDisposable
         Tool.Encode(WithAudioMp4, Frames, Fps, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000:duration=1.2", "-map", "0:v", "-map", "1:a",
             "-c:v", "libx264rgb", "-qp", "0", "-pix_fmt", "rgb24", "-c:a", "aac");
 
-        // Rotation metadata: stored 160x128, displayed rotated (ffmpeg 5.1 writes the display matrix from the rotate tag).
+        // Rotation metadata: stored 160x128, displayed rotated. ffmpeg 5.1 turns a rotate tag into the MP4 display
+        // matrix when copying the stream (not when encoding it; -display_rotation came with ffmpeg 6).
         Rotated = Path.Combine(Dir, "rotated.mp4");
-        Tool.Encode(Rotated, Frames, Fps, "-c:v", "libx264rgb", "-qp", "0", "-pix_fmt", "rgb24", "-metadata:s:v:0", "rotate=90");
+        Tool.Run("ffmpeg", ["-v", "error", "-y", "-i", LosslessMp4, "-c", "copy", "-metadata:s:v:0", "rotate=90", Rotated]);
 
         Detector = Small().WithDetectionsPerImage(10).Build();
         Painter = Small().WithDetectionsPerImage(1).WithMaskThreshold(0.0).Build();
