@@ -104,10 +104,15 @@ internal static class DemoCommand
 
     /// <summary>
     /// The validation slices as a short colour-splash video beside the pictures (<see cref="DemoVideo"/>); skipped with
-    /// a warning when ffmpeg is not installed.
+    /// a warning when ffmpeg is not installed or fails, and after Ctrl+C.
     /// </summary>
     private static void WriteSplashVideo(MaskRcnnModel model, string imagesDir, string output, CancellationToken ct)
     {
+        if (ct.IsCancellationRequested)
+        {
+            return; // interrupted: the pictures and metrics are written, no video is started
+        }
+
         var images = Directory.EnumerateFiles(imagesDir)
             .Where(f => Path.GetExtension(f).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png")
             .Order(StringComparer.Ordinal).ToList();
@@ -116,8 +121,9 @@ internal static class DemoCommand
             var frames = DemoVideo.WriteSplashAsync(model, images, output, ct).GetAwaiter().GetResult();
             Console.WriteLine($"splash video: {Path.GetFullPath(output)} ({frames} slices at {DemoVideo.Size}x{DemoVideo.Size}, {DemoVideo.FramesPerSecond} frames/s)");
         }
-        catch (Video.FfmpegNotFoundException e)
+        catch (IOException e) when (e is Video.FfmpegNotFoundException or Video.FfmpegException)
         {
+            // The model, metrics and pictures are already written: a missing or failing ffmpeg costs only the video.
             Console.Error.WriteLine($"maskrcnn demo: no splash video: {e.Message}");
         }
     }
