@@ -42,8 +42,9 @@ public sealed class VideoFrameReader : IAsyncDisposable
     /// <remarks>
     /// A file that breaks off (truncated, corrupt) yields the frames ffmpeg could decode and then throws
     /// <see cref="VideoFormatException"/>: when ffmpeg exits with an error, stops inside a frame, decodes no frame,
-    /// or reports errors and decodes fewer frames than the container declares. Errors that ffmpeg conceals while
-    /// still delivering every declared frame are not an exception.
+    /// or reports errors and decodes fewer frames than the container declares (MP4's frame count; else its duration
+    /// at its frame rate, as in a truncated Matroska file). Errors that ffmpeg conceals while still delivering every
+    /// declared frame are not an exception.
     /// </remarks>
     /// <exception cref="VideoFormatException">ffmpeg could not decode the file (the frames before the failure have
     /// been yielded; the message names the file and quotes ffmpeg).</exception>
@@ -131,9 +132,10 @@ public sealed class VideoFrameReader : IAsyncDisposable
                 throw new VideoFormatException(info.Path, $"{info.Path}: no frame could be decoded{quote}");
             }
 
-            if (said.Length > 0 && info.FrameCount is { } declared && index < declared)
+            if (said.Length > 0 && info.EstimatedFrameCount is { } expected && index < expected)
             {
-                throw new VideoFormatException(info.Path, $"{info.Path} is truncated or corrupt: {index} of the {declared} frames it declares could be decoded{quote}");
+                var declared = info.FrameCount is null ? $"about {expected} frames (its duration at its frame rate)" : $"{expected} frames";
+                throw new VideoFormatException(info.Path, $"{info.Path} is truncated or corrupt: it declares {declared}, {index} could be decoded{quote}");
             }
         }
         finally

@@ -109,6 +109,36 @@ public sealed class BadInputTests(VideoFixture videos)
     }
 
     [Fact]
+    public async Task A_truncated_matroska_file_is_a_VideoFormatException_after_the_frames_before_the_cut()
+    {
+        // Matroska declares no frame count, but its header keeps the whole duration: 1.2 s at 10 frames/s.
+        var bytes = File.ReadAllBytes(videos.LosslessMkv);
+        var path = videos.NewPath("truncated.mkv");
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        var info = await VideoProbe.ProbeAsync(path);
+        (info.FrameCount, info.EstimatedFrameCount).Should().Be(((long?)null, (long?)VideoFixture.FrameCount));
+
+        var frames = new List<VideoFrame>();
+        var read = async () =>
+        {
+            await using var reader = await VideoFrameReader.OpenAsync(path);
+            await foreach (var f in reader.ReadFramesAsync())
+            {
+                frames.Add(f);
+            }
+        };
+        var e = (await read.Should().ThrowAsync<VideoFormatException>()).Which;
+        e.Message.Should().Contain(path).And.Contain("truncated");
+        frames.Should().NotBeEmpty().And.HaveCountLessThan(VideoFixture.FrameCount);
+        for (var i = 0; i < frames.Count - 1; i++)
+        {
+            frames[i].Image.Pixels.Should().Equal(videos.Frames[i].Pixels, $"frame {i}, whole before the cut, decodes losslessly (ffv1 frames are independent)");
+        }
+
+        ChildProcesses.FfmpegChildren().Should().BeEmpty();
+    }
+
+    [Fact]
     public async Task A_missing_file_is_a_FileNotFoundException_naming_it()
     {
         var path = Path.Combine(videos.Dir, "no-such-video.mp4");
