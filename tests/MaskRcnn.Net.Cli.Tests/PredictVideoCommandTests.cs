@@ -223,7 +223,12 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
         bytes = await File.ReadAllBytesAsync(fastStart);
         await File.WriteAllBytesAsync(truncatedData, bytes[..(bytes.Length / 2)]);
 
-        foreach (var bad in new[] { notVideo, truncatedMp4, truncatedData })
+        // Matroska declares no frame count: the decoder's "File ended prematurely" and the duration tell.
+        var truncatedMkv = Path.Combine(dir, "truncated-cut.mkv");
+        bytes = await File.ReadAllBytesAsync(video.Video);
+        await File.WriteAllBytesAsync(truncatedMkv, bytes[..(bytes.Length / 2)]);
+
+        foreach (var bad in new[] { notVideo, truncatedMp4, truncatedData, truncatedMkv })
         {
             var output = Path.Combine(dir, Path.GetFileNameWithoutExtension(bad) + "-out.mp4");
             await using var cli = CliProcess.Start("predict", "--weights", video.Model, "--video", bad, "--out", output, "--json", output + ".jsonl");
@@ -273,6 +278,35 @@ public sealed class PredictVideoCommandTests(VideoFixture video) : IClassFixture
         (written.Width, written.Height, written.Rate).Should().Be((VideoFixture.Width, VideoFixture.Height, $"{VideoFixture.Rate}/1"));
         File.ReadLines(jsonl).Count().Should().Be((int)written.Frames, "one JSON line per frame written");
         Media.ProcessesMentioning(video.LongVideo).Should().BeEmpty("no ffmpeg process is left behind");
+    }
+
+    /// <summary>
+    /// <c>predict --onnx --video</c>: the fixture model exported by <c>maskrcnn export</c>, run by ONNX Runtime over the
+    /// video, gives per frame what <c>predict --onnx</c> gives on the frame decoded to PNG.
+    /// </summary>
+    [Fact]
+    public async Task Predict_video_with_an_onnx_export_equals_predict_onnx_on_each_decoded_frame()
+    {
+        var onnx = Path.Combine(dir, "detector.onnx");
+        Program.Main(["export", "--weights", video.Model, "--onnx", onnx]).Should().Be(0);
+        var jsonl = Path.Combine(dir, "onnx.jsonl");
+        await RunCliAsync("predict", "--onnx", onnx, "--video", video.Video, "--json", jsonl, "--threads", "1");
+
+        var frames = Path.Combine(dir, "frames");
+        Directory.CreateDirectory(frames);
+        Media.Ffmpeg("-i", video.Video, "-map", "0:v", "-pix_fmt", "rgb24", "-start_number", "0", Path.Combine(frames, "%03d.png"));
+        var json = Path.Combine(dir, "onnx-frames.json");
+        await RunCliAsync(["predict", "--onnx", onnx, "--threads", "1", "--json", json, .. Directory.GetFiles(frames, "*.png").Order(StringComparer.Ordinal)]);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var truth = doc.RootElement.GetProperty("results").EnumerateArray().Select(Detections).ToList();
+
+        var lines = ReadJsonLines(jsonl);
+        lines.Should().HaveCount(VideoFixture.Frames);
+        truth.Should().HaveCount(VideoFixture.Frames);
+        for (var i = 0; i < VideoFixture.Frames; i++)
+        {
+            ShouldEqual(lines[i].Detections, truth[i], $"frame {i} (ONNX Runtime)");
+        }
     }
 
     [Fact]
