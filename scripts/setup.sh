@@ -2,9 +2,10 @@
 # Installs, idempotently, what a fresh Debian/Ubuntu machine needs to build and test MaskRcnn.Net:
 # libtorch (CPU), OpenBLAS (without it libtorch falls back to reference BLAS, ~14x slower), CMake + g++ for the
 # native shim, libjpeg-turbo + libpng for image I/O, python3-torchvision as the parity oracle for tests, and chromium
-# for the browser test of `maskrcnn serve`'s page (driven by Playwright, which cannot download its own browser here).
+# for the browser test of `maskrcnn serve`'s page (driven by Playwright, which cannot download its own browser here),
+# and ffmpeg (with ffprobe) for video: MaskRcnn.Net.Video and `maskrcnn predict --video` pipe raw frames through it.
 set -euo pipefail
-pkgs=(libtorch-dev libopenblas0-pthread cmake g++ make libjpeg62-turbo-dev libpng-dev python3-torchvision chromium)
+pkgs=(libtorch-dev libopenblas0-pthread cmake g++ make libjpeg62-turbo-dev libpng-dev python3-torchvision chromium ffmpeg)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

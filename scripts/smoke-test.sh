@@ -12,7 +12,8 @@
 #      the slice with ImageSharp (MaskRcnn.Net.ImageSharp) and checks that IInstanceSegmenter.PredictAsync on the
 #      adapter's ImageSource equals model.Predict on the PNG's path;
 #   3. installs the maskrcnn tool package (MaskRcnn.Net.Cli) into the same temporary directory and runs
-#      `maskrcnn predict` on the model that step 2 saved;
+#      `maskrcnn predict` on the model that step 2 saved, on an image and on a short video of MRI slices made with
+#      ffmpeg (`predict --video`: the output's frame count, size and rate equal the input's, one JSON line per frame);
 #   4. exports that model to ONNX with the tool (`maskrcnn export --onnx`), predicts with `maskrcnn predict --onnx`, and
 #      builds a second console app that references only MaskRcnn.Net.Onnx: it segments the slice (a PNG, decoded by
 #      SkiaSharp) with OnnxMaskRcnn, checks the result against `maskrcnn predict --weights` on the same PNG (label and
@@ -52,10 +53,12 @@ expected = {
     'MaskRcnn.Net.Backbones': ['lib/net10.0/MaskRcnn.Net.Backbones.dll', 'lib/net10.0/MaskRcnn.Net.Backbones.xml'],
     'MaskRcnn.Net.Heads': ['lib/net10.0/MaskRcnn.Net.Heads.dll', 'lib/net10.0/MaskRcnn.Net.Heads.xml'],
     'MaskRcnn.Net.Training': ['lib/net10.0/MaskRcnn.Net.Training.dll', 'lib/net10.0/MaskRcnn.Net.Training.xml'],
-    'MaskRcnn.Net.Cli': ['tools/net10.0/any/maskrcnn.dll', 'tools/net10.0/any/runtimes/linux-x64/native/libmaskrcnn_native.so'],
+    'MaskRcnn.Net.Cli': ['tools/net10.0/any/maskrcnn.dll', 'tools/net10.0/any/runtimes/linux-x64/native/libmaskrcnn_native.so',
+                         'tools/net10.0/any/MaskRcnn.Net.Video.dll'],
     'MaskRcnn.Net.ImageSharp': ['lib/net10.0/MaskRcnn.Net.ImageSharp.dll', 'lib/net10.0/MaskRcnn.Net.ImageSharp.xml'],
     'MaskRcnn.Net.SkiaSharp': ['lib/net10.0/MaskRcnn.Net.SkiaSharp.dll', 'lib/net10.0/MaskRcnn.Net.SkiaSharp.xml'],
     'MaskRcnn.Net.Onnx': ['lib/net10.0/MaskRcnn.Net.Onnx.dll', 'lib/net10.0/MaskRcnn.Net.Onnx.xml'],
+    'MaskRcnn.Net.Video': ['lib/net10.0/MaskRcnn.Net.Video.dll', 'lib/net10.0/MaskRcnn.Net.Video.xml'],
 }
 # The adapters depend on the libtorch-free assembly and their image library, nothing that brings libtorch.
 adapter_dependencies = {
@@ -63,6 +66,8 @@ adapter_dependencies = {
     'MaskRcnn.Net.SkiaSharp': {'MaskRcnn.Net.Abstractions', 'SkiaSharp', 'SkiaSharp.NativeAssets.Linux.NoDependencies'},
     # The ONNX Runtime package: no MaskRcnn.Net.Core (libtorch, the shim) in its closure.
     'MaskRcnn.Net.Onnx': {'MaskRcnn.Net.Abstractions', 'MaskRcnn.Net.SkiaSharp', 'Microsoft.ML.OnnxRuntime'},
+    # Video: frames through the system ffmpeg, no package and no libtorch.
+    'MaskRcnn.Net.Video': {'MaskRcnn.Net.Abstractions'},
 }
 bad = []
 for pid, files in expected.items():
@@ -250,6 +255,25 @@ import json, sys
 results = json.load(open(sys.argv[1]))['results']
 assert len(results) == 1, results
 print(f"  maskrcnn predict: {len(results[0]['detections'])} detections")
+PY
+
+step "predicting a video with the tool (predict --video: ffmpeg pipes, JSON Lines)"
+ffmpeg -y -nostdin -v error -framerate 5 -pattern_type glob -i "$root/data/brain-tumor/val/images/00124_1*.jpg" \
+  -vf "scale=224:256,format=yuv420p" -c:v libx264 "$work/slices.mp4"
+"$work/tool/maskrcnn" predict --weights "$work/model.safetensors" --score-threshold 0 --video "$work/slices.mp4" \
+  --out "$work/slices-masks.mp4" --json "$work/slices.jsonl" 2>/dev/null
+python3 - "$work/slices.mp4" "$work/slices-masks.mp4" "$work/slices.jsonl" <<'PY'
+import json, subprocess, sys
+def probe(path):
+    out = subprocess.run(['ffprobe', '-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries',
+                          'stream=width,height,r_frame_rate,nb_read_frames', '-of', 'json', path], check=True, capture_output=True, text=True).stdout
+    s = json.loads(out)['streams'][0]
+    return int(s['nb_read_frames']), s['width'], s['height'], s['r_frame_rate']
+src, dst = probe(sys.argv[1]), probe(sys.argv[2])
+assert src == dst, (src, dst)
+lines = [json.loads(l) for l in open(sys.argv[3])]
+assert [l['frame'] for l in lines] == list(range(src[0])), [l['frame'] for l in lines]
+print(f"  maskrcnn predict --video: {dst[0]} frames {dst[1]}x{dst[2]} at {dst[3]}, {sum(len(l['detections']) for l in lines)} detections in {len(lines)} JSON lines")
 PY
 
 step "exporting the saved model to ONNX with the tool and predicting with --onnx"

@@ -8,7 +8,7 @@ namespace MaskRcnn.Net.Cli;
 /// <summary>
 /// <c>maskrcnn demo</c>: trains Mask R-CNN from scratch on the shipped brain-MRI tumour data (COCO JSON from
 /// makesense.ai), evaluates it on the held-out patients with COCO AP, and writes the validation images with their
-/// predicted masks, boxes and scores drawn on them.
+/// predicted masks, boxes and scores drawn on them, and a short colour-splash video of them (splash.mp4).
 /// </summary>
 internal static class DemoCommand
 {
@@ -96,9 +96,36 @@ internal static class DemoCommand
             File.WriteAllText(Path.Combine(outDir, "metrics.txt"), report);
             Console.WriteLine(report);
             Console.WriteLine($"pictures: {Path.GetFullPath(overlays)}");
+            WriteSplashVideo(model, Path.Combine(root, "val", "images"), Path.Combine(outDir, "splash.mp4"), ct);
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The validation slices as a short colour-splash video beside the pictures (<see cref="DemoVideo"/>); skipped with
+    /// a warning when ffmpeg is not installed or fails, and after Ctrl+C.
+    /// </summary>
+    private static void WriteSplashVideo(MaskRcnnModel model, string imagesDir, string output, CancellationToken ct)
+    {
+        if (ct.IsCancellationRequested)
+        {
+            return; // interrupted: the pictures and metrics are written, no video is started
+        }
+
+        var images = Directory.EnumerateFiles(imagesDir)
+            .Where(f => Path.GetExtension(f).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png")
+            .Order(StringComparer.Ordinal).ToList();
+        try
+        {
+            var frames = DemoVideo.WriteSplashAsync(model, images, output, ct).GetAwaiter().GetResult();
+            Console.WriteLine($"splash video: {Path.GetFullPath(output)} ({frames} slices at {DemoVideo.Size}x{DemoVideo.Size}, {DemoVideo.FramesPerSecond} frames/s)");
+        }
+        catch (IOException e) when (e is Video.FfmpegNotFoundException or Video.FfmpegException)
+        {
+            // The model, metrics and pictures are already written: a missing or failing ffmpeg costs only the video.
+            Console.Error.WriteLine($"maskrcnn demo: no splash video: {e.Message}");
+        }
     }
 
     private static string FindShippedData()

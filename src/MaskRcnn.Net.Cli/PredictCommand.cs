@@ -12,7 +12,8 @@ namespace MaskRcnn.Net.Cli;
 /// <c>maskrcnn predict --weights FILE [--num-classes 91] [--score-threshold 0.05] [--warmup] --json OUT.json
 /// [--overlay-dir DIR] IMAGE...</c>, or <c>maskrcnn predict --onnx MODEL.onnx ...</c> with a model exported by
 /// <c>maskrcnn export</c>, run on ONNX Runtime: the same JSON and overlays (images decoded by the same decoder, results
-/// through the same post-processing code).
+/// through the same post-processing code). With <c>--video IN --out OUT.mp4 [--json OUT.jsonl]</c> instead of IMAGE
+/// arguments it segments every frame of a video (<see cref="VideoPredictCommand"/>).
 /// </summary>
 internal static class PredictCommand
 {
@@ -23,16 +24,18 @@ internal static class PredictCommand
         var numClasses = new Option<int?>("--num-classes") { Description = "classes including background for a torchvision state dict (default 91)" };
         var scoreThreshold = new Option<double>("--score-threshold") { Description = "minimum detection score (with --onnx: only above the threshold baked into the export)", DefaultValueFactory = _ => 0.05 };
         var warmup = new Option<bool>("--warmup") { Description = "run each image once untimed before the timed run" };
-        var json = new Option<string>("--json") { Description = "output JSON file", Required = true };
+        var json = new Option<string?>("--json") { Description = "output JSON file (required for images); with --video: JSON Lines, one line per frame" };
         var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its detections drawn here" };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (with --onnx: ONNX Runtime's)" };
         var normEps = NormEpsOption();
         var suppress = SuppressOption();
-        var images = new Argument<string[]>("IMAGE") { Arity = ArgumentArity.OneOrMore, Description = "JPEG or PNG files" };
-        var command = new Command("predict", "Detect and segment objects in images")
+        var images = new Argument<string[]>("IMAGE") { Arity = ArgumentArity.ZeroOrMore, Description = "JPEG or PNG files (none with --video)" };
+        var video = VideoPredictCommand.CreateOptions();
+        var command = new Command("predict", "Detect and segment objects in images, or in every frame of a video (--video)")
         {
             weights, onnx, numClasses, scoreThreshold, warmup, json, overlayDir, threads, normEps, suppress, images,
         };
+        video.AddTo(command);
         command.SetAction(parse =>
         {
             var onnxPath = parse.GetValue(onnx);
@@ -40,6 +43,14 @@ internal static class PredictCommand
             if ((onnxPath is null) == (weightsPath is null))
             {
                 throw new ArgumentException("predict needs exactly one model: --weights FILE (libtorch) or --onnx MODEL.onnx (ONNX Runtime)");
+            }
+
+            // Images or one video, refused before the model loads when the arguments mix the two.
+            var videoRun = video.Parse(parse, parse.GetValue(images)!, parse.GetValue(json),
+                [(warmup, parse.GetResult(warmup) is { Implicit: false }), (overlayDir, parse.GetValue(overlayDir) is not null)]);
+            if (videoRun is null && parse.GetValue(json) is null)
+            {
+                throw new ArgumentException("predict needs --json OUT.json for images");
             }
 
             if (onnxPath is not null)
@@ -55,8 +66,21 @@ internal static class PredictCommand
                 }
 
                 var explicitScore = parse.GetResult(scoreThreshold) is { Implicit: false };
+                if (videoRun is not null)
+                {
+                    return RunOnnxVideo(onnxPath, explicitScore ? parse.GetValue(scoreThreshold) : null, parse.GetValue(threads), videoRun);
+                }
+
                 return RunOnnx(onnxPath, explicitScore ? parse.GetValue(scoreThreshold) : null, parse.GetValue(warmup), parse.GetValue(json)!,
                     parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!);
+            }
+
+            if (videoRun is not null)
+            {
+                Program.SetThreads(parse.GetValue(threads));
+                using var model = LoadModel(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(normEps),
+                    suppressContained: parse.GetValue(suppress));
+                return VideoPredictCommand.Run(model, videoRun);
             }
 
             return Run(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
@@ -98,6 +122,18 @@ internal static class PredictCommand
 
             return PredictAll(Predict, warmup, jsonPath, overlayDir, images);
         }
+    }
+
+    /// <summary><c>predict --onnx --video</c>: the export on ONNX Runtime, <c>--score-threshold</c> as for images.</summary>
+    private static int RunOnnxVideo(string onnxPath, double? scoreThreshold, int? threads, VideoPredictCommand.Settings video)
+    {
+        using var model = OnnxMaskRcnn.Load(onnxPath, new OnnxMaskRcnnOptions(IntraOpThreads: threads ?? 0));
+        if (scoreThreshold is { } s && model.Metadata.ScoreThreshold is { } baked && s < baked)
+        {
+            throw new ArgumentException($"--score-threshold {s} is below the threshold {baked} baked into {onnxPath} (maskrcnn.score_threshold): export again with a lower one");
+        }
+
+        return VideoPredictCommand.Run(model, video, scoreThreshold);
     }
 
     private static int PredictAll(Func<Tensor, ImageDetections> predict, bool warmup, string jsonPath, string? overlayDir, string[] images)

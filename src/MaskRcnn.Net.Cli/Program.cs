@@ -22,7 +22,7 @@ internal static class Program
         // (System.CommandLine's own handling is not used: it did not reach synchronous command bodies here). A second
         // Ctrl+C terminates at once.
         using var interrupt = new CancellationTokenSource();
-        var stopping = InterruptMessage(args.FirstOrDefault());
+        var stopping = InterruptMessage(args.FirstOrDefault() == "predict" && args.Contains("--video") ? "predict --video" : args.FirstOrDefault());
         void OnSignal(PosixSignalContext context)
         {
             if (!interrupt.IsCancellationRequested)
@@ -41,7 +41,7 @@ internal static class Program
             var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
             return root.Parse(args).Invoke(configuration);
         }
-        catch (Exception e) when (e is IOException or ArgumentException or FormatException or InvalidOperationException or UnauthorizedAccessException
+        catch (Exception e) when (e is IOException or TimeoutException or ArgumentException or FormatException or InvalidOperationException or UnauthorizedAccessException
                                   or Core.TorchException or Core.NN.CheckpointMismatchException or Core.Checkpoints.CheckpointException
                                   or Training.DatasetFormatException or Core.Imaging.ImageDecodeException or Training.TrainingDivergedException)
         {
@@ -62,6 +62,7 @@ internal static class Program
     {
         "train" or "demo" => "stopping after the current step",
         "serve" => "shutting down: finishing the requests in flight",
+        "predict --video" => "stopping: finishing the output up to the current frame",
         _ => "stopping",
     };
 
