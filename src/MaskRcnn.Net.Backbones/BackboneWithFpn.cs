@@ -57,7 +57,9 @@ public sealed class BackboneWithFpn : Module, IBackbone
     {
         using var scope = Torch.NewDisposeScope();
         var stages = Body.Forward(images);
+        StageProfile.Mark("backbone");
         var maps = Fpn.Forward(new FeatureMaps(LevelNames.Zip(stages, (n, t) => (n, t))));
+        StageProfile.Mark("fpn");
         return maps.MoveToOuterDisposeScope();
     }
 }

@@ -24,6 +24,7 @@ internal static class PredictCommand
         var numClasses = new Option<int?>("--num-classes") { Description = "classes including background for a torchvision state dict (default 91)" };
         var scoreThreshold = new Option<double>("--score-threshold") { Description = "minimum detection score (with --onnx: only above the threshold baked into the export)", DefaultValueFactory = _ => 0.05 };
         var warmup = new Option<bool>("--warmup") { Description = "run each image once untimed before the timed run" };
+        var profile = new Option<bool>("--profile") { Description = "time each stage of the model (transform, backbone, fpn, rpn, box and mask heads, paste): printed and written to the JSON as \"stages\"" };
         var json = new Option<string?>("--json") { Description = "output JSON file (required for images); with --video: JSON Lines, one line per frame" };
         var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its detections drawn here" };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (with --onnx: ONNX Runtime's)" };
@@ -33,7 +34,7 @@ internal static class PredictCommand
         var video = VideoPredictCommand.CreateOptions();
         var command = new Command("predict", "Detect and segment objects in images, or in every frame of a video (--video)")
         {
-            weights, onnx, numClasses, scoreThreshold, warmup, json, overlayDir, threads, normEps, suppress, images,
+            weights, onnx, numClasses, scoreThreshold, warmup, profile, json, overlayDir, threads, normEps, suppress, images,
         };
         video.AddTo(command);
         command.SetAction(parse =>
@@ -47,7 +48,8 @@ internal static class PredictCommand
 
             // Images or one video, refused before the model loads when the arguments mix the two.
             var videoRun = video.Parse(parse, parse.GetValue(images)!, parse.GetValue(json),
-                [(warmup, parse.GetResult(warmup) is { Implicit: false }), (overlayDir, parse.GetValue(overlayDir) is not null)]);
+                [(warmup, parse.GetResult(warmup) is { Implicit: false }), (overlayDir, parse.GetValue(overlayDir) is not null),
+                 (profile, parse.GetValue(profile))]);
             if (videoRun is null && parse.GetValue(json) is null)
             {
                 throw new ArgumentException("predict needs --json OUT.json for images");
@@ -58,7 +60,7 @@ internal static class PredictCommand
                 var libtorchOnly = new (Option Option, bool Given)[]
                 {
                     (numClasses, parse.GetResult(numClasses) is { Implicit: false }), (normEps, parse.GetResult(normEps) is { Implicit: false }),
-                    (suppress, parse.GetResult(suppress) is { Implicit: false }),
+                    (suppress, parse.GetResult(suppress) is { Implicit: false }), (profile, parse.GetValue(profile)),
                 };
                 if (libtorchOnly.FirstOrDefault(o => o.Given).Option is { } given)
                 {
@@ -72,7 +74,7 @@ internal static class PredictCommand
                 }
 
                 return RunOnnx(onnxPath, explicitScore ? parse.GetValue(scoreThreshold) : null, parse.GetValue(warmup), parse.GetValue(json)!,
-                    parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!);
+                    parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, profile: false);
             }
 
             if (videoRun is not null)
@@ -84,18 +86,19 @@ internal static class PredictCommand
             }
 
             return Run(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
-                parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps), parse.GetValue(suppress));
+                parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps), parse.GetValue(suppress),
+                parse.GetValue(profile));
         });
         return command;
     }
 
     private static int Run(string weights, int? numClasses, double scoreThreshold, bool warmup, string jsonPath,
-        string? overlayDir, int? threads, string[] images, double normEps, string? suppress)
+        string? overlayDir, int? threads, string[] images, double normEps, string? suppress, bool profile)
     {
         Program.SetThreads(threads);
 
         using var model = LoadModel(weights, numClasses, scoreThreshold, normEps, suppressContained: suppress);
-        return PredictAll(image => model.Predict(image), warmup, jsonPath, overlayDir, images);
+        return PredictAll(image => model.Predict(image), warmup, jsonPath, overlayDir, images, profile);
     }
 
     /// <summary>
@@ -104,7 +107,7 @@ internal static class PredictCommand
     /// at most it (the export already dropped those at most its own threshold, <c>maskrcnn.score_threshold</c>; a
     /// lower value cannot bring them back and is refused).
     /// </summary>
-    private static int RunOnnx(string onnxPath, double? scoreThreshold, bool warmup, string jsonPath, string? overlayDir, int? threads, string[] images)
+    private static int RunOnnx(string onnxPath, double? scoreThreshold, bool warmup, string jsonPath, string? overlayDir, int? threads, string[] images, bool profile)
     {
         // A file that is not an export throws OnnxModelFormatException, an IOException: reported by Program.Main.
         using (var model = OnnxMaskRcnn.Load(onnxPath, new OnnxMaskRcnnOptions(IntraOpThreads: threads ?? 0)))
@@ -120,7 +123,7 @@ internal static class PredictCommand
                 return scoreThreshold is { } t ? result with { Detections = result.Detections.Where(d => d.Score > t).ToArray() } : result;
             }
 
-            return PredictAll(Predict, warmup, jsonPath, overlayDir, images);
+            return PredictAll(Predict, warmup, jsonPath, overlayDir, images, profile);
         }
     }
 
@@ -136,7 +139,7 @@ internal static class PredictCommand
         return VideoPredictCommand.Run(model, video, scoreThreshold);
     }
 
-    private static int PredictAll(Func<Tensor, ImageDetections> predict, bool warmup, string jsonPath, string? overlayDir, string[] images)
+    private static int PredictAll(Func<Tensor, ImageDetections> predict, bool warmup, string jsonPath, string? overlayDir, string[] images, bool profile)
     {
         if (overlayDir is not null)
         {
@@ -152,11 +155,21 @@ internal static class PredictCommand
                 predict(image);
             }
 
+            using var stages = profile ? StageProfile.Start() : null;
             var sw = Stopwatch.StartNew();
             var result = predict(image);
             var seconds = sw.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"{path}: {result.Detections.Count} detections in {seconds:0.000} s");
-            results.Add(PredictionJson.Result(path, result, seconds));
+            if (stages is null)
+            {
+                results.Add(PredictionJson.Result(path, result, seconds));
+            }
+            else
+            {
+                Console.Error.WriteLine("  " + string.Join(", ", stages.Stages.Select(s => $"{s.Key} {s.Value.TotalSeconds:0.000}")));
+                results.Add(PredictionJson.Result(path, result, seconds, stages.Stages.ToDictionary(s => s.Key, s => s.Value.TotalSeconds)));
+            }
+
             if (overlayDir is not null)
             {
                 var name = Path.GetFileNameWithoutExtension(path) + ".png";

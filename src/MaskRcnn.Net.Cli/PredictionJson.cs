@@ -23,10 +23,21 @@ internal static class PredictionJson
         detections = Detections(result),
     };
 
+    /// <summary>The JSON object of one image's predictions with the seconds each stage of the model took (<c>predict --profile</c>).</summary>
+    public static object Result(string image, ImageDetections result, double seconds, IReadOnlyDictionary<string, double> stages) => new
+    {
+        image,
+        width = result.Width,
+        height = result.Height,
+        seconds,
+        stages,
+        detections = Detections(result),
+    };
+
     /// <summary>
     /// The JSON object of one video frame's predictions: <c>frame</c> (0-based index), <c>timestamp</c> (seconds from
     /// the start of the stream), <c>predicted</c> (false when <c>--every</c> carried the last prediction over), then the
-    /// fields of <see cref="Result"/> (<c>image</c> is the video file, <c>seconds</c> the frame's share of its batch's
+    /// fields of <see cref="Result(string, ImageDetections, double)"/> (<c>image</c> is the video file, <c>seconds</c> the frame's share of its batch's
     /// prediction time, 0 when carried over).
     /// </summary>
     public static object Frame(long frame, TimeSpan timestamp, bool predicted, string video, ImageDetections result, double seconds) => new

@@ -46,6 +46,13 @@ public sealed class TwoMlpHead : Module, IBoxHead
     /// <inheritdoc />
     public Tensor Forward(Tensor pooled)
     {
+        ArgumentNullException.ThrowIfNull(pooled);
+        if (CpuInference.Applies(pooled))
+        {
+            using var h6 = CpuInference.Linear(pooled, Fc6).ReluInPlace();
+            return CpuInference.Linear(h6, Fc7).ReluInPlace();
+        }
+
         using var flat = pooled.Flatten(1);
         using var h = Fc6.Forward(flat).ReluInPlace();
         return Fc7.Forward(h).ReluInPlace();
@@ -76,7 +83,13 @@ public sealed class FastRcnnPredictor : Module, IBoxPredictor
     /// <inheritdoc />
     public (Tensor ClassLogits, Tensor BoxDeltas) Forward(Tensor representation)
     {
+        ArgumentNullException.ThrowIfNull(representation);
         using var x = representation.Flatten(1);
+        if (CpuInference.Applies(x))
+        {
+            return (CpuInference.Linear(x, ClsScore), CpuInference.Linear(x, BboxPred));
+        }
+
         return (ClsScore.Forward(x), BboxPred.Forward(x));
     }
 }

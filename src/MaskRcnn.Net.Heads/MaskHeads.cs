@@ -60,6 +60,19 @@ public sealed class MaskRcnnHead : Module, IMaskHead
     /// <inheritdoc />
     public Tensor Forward(Tensor pooled)
     {
+        ArgumentNullException.ThrowIfNull(pooled);
+        if (CpuInference.Applies(pooled) && pooled.Dim == 4)
+        {
+            // Prediction on the CPU: the four convolutions run in channels-last order (faster with oneDNN).
+            using var channelsLast = CpuInference.ChannelsLast(pooled);
+            return Convolve(channelsLast);
+        }
+
+        return Convolve(pooled);
+    }
+
+    private Tensor Convolve(Tensor pooled)
+    {
         var x = pooled;
         foreach (var conv in convs)
         {
@@ -111,7 +124,10 @@ public sealed class MaskRcnnPredictor : Module, IMaskPredictor
     /// <inheritdoc />
     public Tensor Forward(Tensor features)
     {
-        using var up = Conv5Mask.Forward(features).ReluInPlace();
+        ArgumentNullException.ThrowIfNull(features);
+        using var up = (CpuInference.Applies(features) && CpuInference.IsUpsampleBy2(Conv5Mask)
+            ? CpuInference.UpsampleBy2(features, Conv5Mask)
+            : Conv5Mask.Forward(features)).ReluInPlace();
         return MaskFcnLogits.Forward(up);
     }
 }

@@ -195,6 +195,7 @@ public sealed class RegionProposalNetwork : Module
         using var scope = Torch.NewDisposeScope();
         var n = (int)batch.Images.Size(0);
         var head = Head.Forward(features);
+        StageProfile.Mark("rpn.head");
         var anchors = AnchorGenerator.Generate(batch.PaddedHeight, batch.PaddedWidth,
             features.Select(f => (f.Size(2), f.Size(3))).ToArray(), batch.Images.Device);
         var perLevel = head.Objectness.Select(o => o.Size(1) * o.Size(2) * o.Size(3)).ToArray();
@@ -223,6 +224,7 @@ public sealed class RegionProposalNetwork : Module
             b.MoveToOuterDisposeScope();
         }
 
+        StageProfile.Mark("rpn.proposals");
         return (boxes, losses);
     }
 

@@ -154,8 +154,10 @@ public sealed class RoIHeads : Module
         }
 
         var pooled = BoxPooler.Forward(features, props, imageSizes);
+        StageProfile.Mark("box.roialign");
         var representation = BoxHead.Forward(pooled);
         var (classLogits, boxDeltas) = BoxPredictor.Forward(representation);
+        StageProfile.Mark("box.head");
 
         if (training)
         {
@@ -166,6 +168,7 @@ public sealed class RoIHeads : Module
         else
         {
             detections.AddRange(PostprocessDetections(classLogits, boxDeltas, props, imageSizes));
+            StageProfile.Mark("box.postprocess");
         }
 
         if (MaskHead is not null)
@@ -189,6 +192,7 @@ public sealed class RoIHeads : Module
             }
 
             var maskFeatures = MaskPooler!.Forward(features, maskProposals, imageSizes);
+            StageProfile.Mark("mask.roialign");
             var maskLogits = MaskPredictor!.Forward(MaskHead.Forward(maskFeatures));
             if (training)
             {
@@ -201,6 +205,8 @@ public sealed class RoIHeads : Module
                 {
                     detections[i] = detections[i] with { Masks = probs[i] };
                 }
+
+                StageProfile.Mark("mask.head");
             }
         }
 

@@ -63,7 +63,9 @@ public class GeneralizedRcnn : Module
         IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget>? targets)
     {
         var (batch, resizedTargets) = Transform.Forward(images, targets, IsTraining);
+        StageProfile.Mark("transform");
         var features = Backbone.Forward(batch.Images);
+        StageProfile.Mark("backbone");
         return (batch, features, resizedTargets);
     }
 
@@ -155,6 +157,8 @@ public class GeneralizedRcnn : Module
             var original = new ImageSize((int)images[i].Size(1), (int)images[i].Size(2));
             result.Add(Transform.Postprocess(detections[i], batch.Sizes[i], original, pasteMasks));
         }
+
+        StageProfile.Mark("postprocess");
 
         // Only now, with nothing left to cancel, do the results leave this call's scope: a cancellation above lets
         // the scope release the images already postprocessed.

@@ -104,10 +104,14 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
             inputs[i] = LoadAsFloat(images[i]);
         }
 
+        StageProfile.Mark("input");
+
         // Masks come back unpasted: pasting, the threshold and the suppression are the shared array code
         // (DetectionPostprocessing), the same as ONNX Runtime's path.
         var detections = Detect(inputs, cancellationToken, pasteMasks: false);
-        return detections.Select((d, i) => Postprocess(d, (int)inputs[i].Size(2), (int)inputs[i].Size(1))).ToArray();
+        var results = detections.Select((d, i) => Postprocess(d, (int)inputs[i].Size(2), (int)inputs[i].Size(1))).ToArray();
+        StageProfile.Mark("paste");
+        return results;
     }
 
     /// <summary>What <see cref="DetectionPostprocessing"/> applies after the network, from <see cref="Config"/>.</summary>
