@@ -28,9 +28,10 @@ internal static class EvalCommand
         var suppress = PredictCommand.SuppressOption();
         var threads = new Option<int?>("--threads");
         var normEps = PredictCommand.NormEpsOption();
+        var precision = PredictCommand.PrecisionOption();
         var command = new Command("eval", "Evaluate a model with COCO's box and mask AP")
         {
-            weights, detections, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, scoreThreshold, nmsThreshold, suppress, threads, normEps,
+            weights, detections, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, scoreThreshold, nmsThreshold, suppress, threads, normEps, precision,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -58,6 +59,7 @@ internal static class EvalCommand
             else
             {
                 using var model = PredictCommand.LoadModel(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(normEps), parse.GetValue(nmsThreshold), parse.GetValue(suppress));
+                model.Precision = PredictCommand.ParsePrecision(parse.GetValue(precision));
                 CheckClasses(model, dataset);
                 result = Run(model, dataset, parse.GetValue(overlayDir), ct);
             }

@@ -24,6 +24,7 @@ internal static class PredictCommand
         var numClasses = new Option<int?>("--num-classes") { Description = "classes including background for a torchvision state dict (default 91)" };
         var scoreThreshold = new Option<double>("--score-threshold") { Description = "minimum detection score (with --onnx: only above the threshold baked into the export)", DefaultValueFactory = _ => 0.05 };
         var warmup = new Option<bool>("--warmup") { Description = "run each image once untimed before the timed run" };
+        var precision = PrecisionOption();
         var profile = new Option<bool>("--profile") { Description = "time each stage of the model (transform, backbone, fpn, rpn, box and mask heads, paste): printed and written to the JSON as \"stages\"" };
         var json = new Option<string?>("--json") { Description = "output JSON file (required for images); with --video: JSON Lines, one line per frame" };
         var overlayDir = new Option<string?>("--overlay-dir") { Description = "write each image with its detections drawn here" };
@@ -34,7 +35,7 @@ internal static class PredictCommand
         var video = VideoPredictCommand.CreateOptions();
         var command = new Command("predict", "Detect and segment objects in images, or in every frame of a video (--video)")
         {
-            weights, onnx, numClasses, scoreThreshold, warmup, profile, json, overlayDir, threads, normEps, suppress, images,
+            weights, onnx, numClasses, scoreThreshold, warmup, profile, precision, json, overlayDir, threads, normEps, suppress, images,
         };
         video.AddTo(command);
         command.SetAction(parse =>
@@ -61,6 +62,7 @@ internal static class PredictCommand
                 {
                     (numClasses, parse.GetResult(numClasses) is { Implicit: false }), (normEps, parse.GetResult(normEps) is { Implicit: false }),
                     (suppress, parse.GetResult(suppress) is { Implicit: false }), (profile, parse.GetValue(profile)),
+                    (precision, parse.GetResult(precision) is { Implicit: false }),
                 };
                 if (libtorchOnly.FirstOrDefault(o => o.Given).Option is { } given)
                 {
@@ -82,22 +84,24 @@ internal static class PredictCommand
                 Program.SetThreads(parse.GetValue(threads));
                 using var model = LoadModel(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(normEps),
                     suppressContained: parse.GetValue(suppress));
+                model.Precision = ParsePrecision(parse.GetValue(precision));
                 return VideoPredictCommand.Run(model, videoRun);
             }
 
             return Run(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
                 parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps), parse.GetValue(suppress),
-                parse.GetValue(profile));
+                parse.GetValue(profile), ParsePrecision(parse.GetValue(precision)));
         });
         return command;
     }
 
     private static int Run(string weights, int? numClasses, double scoreThreshold, bool warmup, string jsonPath,
-        string? overlayDir, int? threads, string[] images, double normEps, string? suppress, bool profile)
+        string? overlayDir, int? threads, string[] images, double normEps, string? suppress, bool profile, Precision precision)
     {
         Program.SetThreads(threads);
 
         using var model = LoadModel(weights, numClasses, scoreThreshold, normEps, suppressContained: suppress);
+        model.Precision = precision;
         return PredictAll(image => model.Predict(image), warmup, jsonPath, overlayDir, images, profile);
     }
 
@@ -192,6 +196,21 @@ internal static class PredictCommand
     {
         Description = "frozen batch-norm eps for a torchvision state dict (torchvision uses 0 for its COCO_V1 checkpoint, 1e-5 otherwise)",
         DefaultValueFactory = _ => 1e-5,
+    };
+
+    /// <summary>The --precision option: fp32 (default) or bf16 (<see cref="Precision"/>).</summary>
+    internal static Option<string> PrecisionOption() => new("--precision")
+    {
+        Description = "fp32 (default) or bf16: bfloat16 backbone, FPN and heads, several times faster on CPUs with AVX512_BF16 or AMX (slightly different detections)",
+        DefaultValueFactory = _ => "fp32",
+    };
+
+    /// <summary>Parses a --precision value.</summary>
+    internal static Precision ParsePrecision(string? value) => value switch
+    {
+        null or "fp32" or "float32" => Precision.Float32,
+        "bf16" or "bfloat16" => Precision.BFloat16,
+        _ => throw new ArgumentException($"--precision {value}: expected fp32 or bf16"),
     };
 
     /// <summary>The --suppress-contained option: a containment fraction in (0, 1], or off; unset keeps the model's setting.</summary>

@@ -195,6 +195,12 @@ public sealed class RegionProposalNetwork : Module
         using var scope = Torch.NewDisposeScope();
         var n = (int)batch.Images.Size(0);
         var head = Head.Forward(features);
+        if (head.Objectness.Concat(head.BoxDeltas).Any(t => t.DType is DType.BFloat16 or DType.Float16))
+        {
+            // Reduced-precision features (GeneralizedRcnn.Precision): proposals are decoded and filtered in float32.
+            head = new RpnHeadOutput(head.Objectness.Select(t => t.To(DType.Float32)).ToList(), head.BoxDeltas.Select(t => t.To(DType.Float32)).ToList());
+        }
+
         StageProfile.Mark("rpn.head");
         var anchors = AnchorGenerator.Generate(batch.PaddedHeight, batch.PaddedWidth,
             features.Select(f => (f.Size(2), f.Size(3))).ToArray(), batch.Images.Device);

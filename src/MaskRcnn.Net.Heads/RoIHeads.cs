@@ -75,6 +75,7 @@ public sealed class RoIHeads : Module
     private readonly BoxCoder coder;
     private readonly Matcher matcher;
     private readonly BalancedPositiveNegativeSampler sampler;
+    private DType computeType = DType.Float32;
 
     /// <summary>Creates the heads from their parts; the mask parts are optional (Faster R-CNN without them).</summary>
     public RoIHeads(IRoIPooler boxPooler, IBoxHead boxHead, IBoxPredictor boxPredictor,
@@ -129,6 +130,18 @@ public sealed class RoIHeads : Module
     public RoIHeadsOptions Options { get; }
 
     /// <summary>
+    /// The floating-point type the box and mask heads compute in at inference (default float32): pooled features are
+    /// converted to it, and the heads' outputs back to the pooled features' type before post-processing. Training
+    /// always computes in the features' type.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a floating-point type.</exception>
+    public DType ComputeType
+    {
+        get => computeType;
+        set => computeType = value.IsFloatingPoint() ? value : throw new ArgumentException($"ComputeType must be a floating-point type, got {value}", nameof(value));
+    }
+
+    /// <summary>
     /// Runs the heads on feature maps (the levels the poolers use) and proposals per image. Returns detections per
     /// image (masks are [D, 1, 28, 28] probabilities of the predicted class, in the resized frame) at inference, and
     /// losses in training (with <paramref name="targets"/>).
@@ -155,8 +168,9 @@ public sealed class RoIHeads : Module
 
         var pooled = BoxPooler.Forward(features, props, imageSizes);
         StageProfile.Mark("box.roialign");
-        var representation = BoxHead.Forward(pooled);
+        var representation = BoxHead.Forward(InCompute(pooled, training));
         var (classLogits, boxDeltas) = BoxPredictor.Forward(representation);
+        (classLogits, boxDeltas) = (Back(classLogits, pooled), Back(boxDeltas, pooled));
         StageProfile.Mark("box.head");
 
         if (training)
@@ -193,7 +207,7 @@ public sealed class RoIHeads : Module
 
             var maskFeatures = MaskPooler!.Forward(features, maskProposals, imageSizes);
             StageProfile.Mark("mask.roialign");
-            var maskLogits = MaskPredictor!.Forward(MaskHead.Forward(maskFeatures));
+            var maskLogits = Back(MaskPredictor!.Forward(MaskHead.Forward(InCompute(maskFeatures, training))), maskFeatures);
             if (training)
             {
                 losses[LossDictionary.Mask] = MaskLoss(maskLogits, maskProposals, targets!, positiveMatched!);
@@ -225,6 +239,12 @@ public sealed class RoIHeads : Module
 
         return (detections, losses);
     }
+
+    /// <summary>The pooled features in <see cref="ComputeType"/> at inference (a conversion registered in the current scope).</summary>
+    private Tensor InCompute(Tensor pooled, bool training) => training || pooled.DType == computeType ? pooled : pooled.To(computeType);
+
+    /// <summary>A head output back in the pooled features' type.</summary>
+    private static Tensor Back(Tensor output, Tensor pooled) => output.DType == pooled.DType ? output : output.To(pooled.DType);
 
     private (List<Tensor> Proposals, List<Tensor> Matched, List<Tensor> Labels, List<Tensor> Regression) SelectTrainingSamples(
         IReadOnlyList<Tensor> proposals, IReadOnlyList<DetectionTarget> targets)

@@ -17,6 +17,7 @@ namespace MaskRcnn.Net;
 public class GeneralizedRcnn : Module
 {
     private readonly IReadOnlyList<string> poolerFeatureNames;
+    private Precision precision;
 
     /// <summary>Wires the stages; registers <paramref name="backbone"/>, <paramref name="rpn"/> and <paramref name="roiHeads"/> as submodules.</summary>
     /// <param name="transform">Resize/normalise/batch transform (holds no weights).</param>
@@ -51,6 +52,23 @@ public class GeneralizedRcnn : Module
     public ImageTransform Transform { get; }
 
     /// <summary>
+    /// The number format prediction computes in (default <see cref="Precision.Float32"/>): the backbone, FPN and RPN
+    /// head run on images converted to it, the RoI heads on pooled features converted to it
+    /// (<see cref="RoIHeads.ComputeType"/>); proposals, pooling and post-processing stay float32. Training ignores it.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The precision cannot run natively where the model's parameters are.</exception>
+    public Precision Precision
+    {
+        get => precision;
+        set
+        {
+            PrecisionSupport.EnsureSupported(value, Parameters().FirstOrDefault()?.Device ?? Device.Cpu);
+            precision = value;
+            RoIHeads.ComputeType = value.ComputeType();
+        }
+    }
+
+    /// <summary>
     /// Checks one input image before any work (called for every image by <see cref="ComputeLosses"/> and
     /// <see cref="Detect(IReadOnlyList{Tensor}, CancellationToken)"/>). The base refuses only null; derived models
     /// add their own checks.
@@ -63,13 +81,21 @@ public class GeneralizedRcnn : Module
         IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget>? targets)
     {
         var (batch, resizedTargets) = Transform.Forward(images, targets, IsTraining);
+        var compute = precision.ComputeType();
+        if (!IsTraining && batch.Images.DType != compute)
+        {
+            batch = batch with { Images = batch.Images.To(compute) };
+        }
+
         StageProfile.Mark("transform");
         var features = Backbone.Forward(batch.Images);
         StageProfile.Mark("backbone");
         return (batch, features, resizedTargets);
     }
 
-    private IReadOnlyList<Tensor> PoolerFeatures(FeatureMaps features) => poolerFeatureNames.Select(n => features[n]).ToArray();
+    /// <summary>The maps the RoI poolers read, in float32 (pooling and everything after it run in float32; the heads convert the pooled features).</summary>
+    private IReadOnlyList<Tensor> PoolerFeatures(FeatureMaps features) =>
+        poolerFeatureNames.Select(n => features[n].DType is DType.BFloat16 or DType.Float16 ? features[n].To(DType.Float32) : features[n]).ToArray();
 
     /// <summary>
     /// Training forward pass on float [3, H, W] images in [0, 1] (on the model's device) with their targets: returns

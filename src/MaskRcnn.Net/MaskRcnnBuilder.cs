@@ -42,6 +42,7 @@ public sealed class MaskRcnnBuilder
     private IRoIPooler? maskPooler;
     private PretrainedBackbone? pretrained;
     private bool ownsPretrained;
+    private Precision precision;
 
     /// <summary>Starts from torchvision's defaults.</summary>
     public MaskRcnnBuilder() : this(new MaskRcnnConfig())
@@ -213,6 +214,18 @@ public sealed class MaskRcnnBuilder
     public MaskRcnnBuilder WithSeed(ulong seed)
     {
         this.seed = seed;
+        return this;
+    }
+
+    /// <summary>
+    /// The number format prediction computes in (<see cref="GeneralizedRcnn.Precision"/>; default float32). Checked
+    /// when the model is built: <see cref="Precision.BFloat16"/> on a CPU without native bfloat16 instructions throws
+    /// <see cref="NotSupportedException"/>.
+    /// </summary>
+    public MaskRcnnBuilder WithPrecision(Precision precision)
+    {
+        _ = precision.ComputeType();
+        this.precision = precision;
         return this;
     }
 
@@ -560,6 +573,7 @@ public sealed class MaskRcnnBuilder
                 model.ToDevice(device);
             }
 
+            model.Precision = precision;
             return model;
         }
         catch

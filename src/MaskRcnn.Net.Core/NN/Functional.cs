@@ -25,9 +25,19 @@ public enum InterpolationMode
     Bilinear = 1,
 }
 
-/// <summary>Stateless neural-network functions (the torch.nn.functional subset Mask R-CNN needs).</summary>
+/// <summary>
+/// Stateless neural-network functions (the torch.nn.functional subset Mask R-CNN needs). Reduced precision: when the
+/// input is bfloat16 or float16 and a weight, bias or statistic is another floating-point type (the model's float32
+/// parameters), that tensor is converted to the input's type for the call, so a model keeps its float32 weights and
+/// runs in the precision of the activations it is given.
+/// </summary>
 public static class Functional
 {
+    /// <summary>A copy of <paramref name="parameter"/> in <paramref name="input"/>'s reduced-precision type, or null when none is needed.</summary>
+    private static Tensor? Follow(Tensor input, Tensor? parameter) =>
+        parameter is not null && input.DType is DType.BFloat16 or DType.Float16 && parameter.DType != input.DType && parameter.DType.IsFloatingPoint()
+            ? parameter.To(input.DType)
+            : null;
 
     /// <summary>2-D convolution of [N, C, H, W] input with [O, C/groups, kH, kW] weights.</summary>
     public static unsafe Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0,
@@ -41,7 +51,9 @@ public static class Functional
         long* s = stackalloc long[] { stride.H, stride.W };
         long* p = stackalloc long[] { padding.H, padding.W };
         long* d = stackalloc long[] { dilation.H, dilation.W };
-        return new Tensor(NativeMethods.mr_conv2d(input.Handle, weight.Handle, Tensor.HandleOf(bias), s, p, d, groups));
+        using var w = Follow(input, weight);
+        using var b = Follow(input, bias);
+        return new Tensor(NativeMethods.mr_conv2d(input.Handle, (w ?? weight).Handle, Tensor.HandleOf(b ?? bias), s, p, d, groups));
     }
 
     /// <summary>2-D transposed convolution of [N, C, H, W] input with [C, O/groups, kH, kW] weights.</summary>
@@ -52,18 +64,32 @@ public static class Functional
         long* p = stackalloc long[] { padding, padding };
         long* o = stackalloc long[] { outputPadding, outputPadding };
         long* d = stackalloc long[] { dilation, dilation };
-        return new Tensor(NativeMethods.mr_conv_transpose2d(input.Handle, weight.Handle, Tensor.HandleOf(bias), s, p, o, groups, d));
+        using var w = Follow(input, weight);
+        using var b = Follow(input, bias);
+        return new Tensor(NativeMethods.mr_conv_transpose2d(input.Handle, (w ?? weight).Handle, Tensor.HandleOf(b ?? bias), s, p, o, groups, d));
     }
 
     /// <summary>Batch normalisation; in training mode updates the running statistics in place.</summary>
     public static Tensor BatchNorm(Tensor input, Tensor? runningMean, Tensor? runningVar, Tensor? weight = null,
-        Tensor? bias = null, bool training = false, double momentum = 0.1, double eps = 1e-5) =>
-        new(NativeMethods.mr_batch_norm(input.Handle, Tensor.HandleOf(weight), Tensor.HandleOf(bias),
-            Tensor.HandleOf(runningMean), Tensor.HandleOf(runningVar), training ? 1 : 0, momentum, eps));
+        Tensor? bias = null, bool training = false, double momentum = 0.1, double eps = 1e-5)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        using var w = Follow(input, weight);
+        using var b = Follow(input, bias);
+        using var m = training ? null : Follow(input, runningMean);   // training updates the statistics in place
+        using var v = training ? null : Follow(input, runningVar);
+        return new(NativeMethods.mr_batch_norm(input.Handle, Tensor.HandleOf(w ?? weight), Tensor.HandleOf(b ?? bias),
+            Tensor.HandleOf(m ?? runningMean), Tensor.HandleOf(v ?? runningVar), training ? 1 : 0, momentum, eps));
+    }
 
     /// <summary>Group normalisation over <paramref name="groups"/> channel groups.</summary>
-    public static Tensor GroupNorm(Tensor input, int groups, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5) =>
-        new(NativeMethods.mr_group_norm(input.Handle, groups, Tensor.HandleOf(weight), Tensor.HandleOf(bias), eps));
+    public static Tensor GroupNorm(Tensor input, int groups, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        using var w = Follow(input, weight);
+        using var b = Follow(input, bias);
+        return new(NativeMethods.mr_group_norm(input.Handle, groups, Tensor.HandleOf(w ?? weight), Tensor.HandleOf(b ?? bias), eps));
+    }
 
     /// <summary>max(x, 0).</summary>
     public static Tensor Relu(Tensor input) => input.Relu();
@@ -140,8 +166,13 @@ public static class Functional
     }
 
     /// <summary>x·Wᵀ + b.</summary>
-    public static Tensor Linear(Tensor input, Tensor weight, Tensor? bias = null) =>
-        new(NativeMethods.mr_linear(input.Handle, weight.Handle, Tensor.HandleOf(bias)));
+    public static Tensor Linear(Tensor input, Tensor weight, Tensor? bias = null)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        using var w = Follow(input, weight);
+        using var b = Follow(input, bias);
+        return new(NativeMethods.mr_linear(input.Handle, (w ?? weight).Handle, Tensor.HandleOf(b ?? bias)));
+    }
 
     /// <summary>Zeroes elements with probability <paramref name="p"/> in training (scaling the rest by 1/(1-p)).</summary>
     public static Tensor Dropout(Tensor input, double p = 0.5, bool training = true)
