@@ -159,8 +159,8 @@ internal static class PredictCommand
                 predict(image);
             }
 
-            using var stages = profile ? StageProfile.Start() : null;
             var sw = Stopwatch.StartNew();
+            using var stages = profile ? StageProfile.Start() : null;   // started inside the timed span
             var result = predict(image);
             var seconds = sw.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"{path}: {result.Detections.Count} detections in {seconds:0.000} s");

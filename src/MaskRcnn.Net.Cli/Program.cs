@@ -41,7 +41,7 @@ internal static class Program
             var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
             return root.Parse(args).Invoke(configuration);
         }
-        catch (Exception e) when (e is IOException or TimeoutException or ArgumentException or FormatException or InvalidOperationException or UnauthorizedAccessException
+        catch (Exception e) when (e is IOException or TimeoutException or ArgumentException or FormatException or InvalidOperationException or UnauthorizedAccessException or NotSupportedException
                                   or Core.TorchException or Core.NN.CheckpointMismatchException or Core.Checkpoints.CheckpointException
                                   or Training.DatasetFormatException or Core.Imaging.ImageDecodeException or Training.TrainingDivergedException)
         {

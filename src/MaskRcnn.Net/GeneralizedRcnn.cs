@@ -89,7 +89,11 @@ public class GeneralizedRcnn : Module
 
         StageProfile.Mark("transform");
         var features = Backbone.Forward(batch.Images);
-        StageProfile.Mark("backbone");
+        if (Backbone is not BackboneWithFpn)
+        {
+            StageProfile.Mark("backbone");   // BackboneWithFpn marks its body and its FPN apart
+        }
+
         return (batch, features, resizedTargets);
     }
 

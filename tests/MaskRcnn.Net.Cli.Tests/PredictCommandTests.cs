@@ -100,4 +100,36 @@ public sealed class PredictCommandTests : IDisposable
         File.WriteAllBytes(Path.Combine(dir, "junk.pth"), [1, 2, 3, 4]);
         Program.Main(["predict", "--weights", Path.Combine(dir, "junk.pth"), "--json", json, RepoPaths.MriImage(0)]).Should().Be(1);
     }
+
+    [Fact]
+    public async Task Predict_profile_writes_each_stage_and_precision_bf16_runs_or_is_refused_with_a_clear_message()
+    {
+        var weights = Path.Combine(dir, "model.safetensors");
+        using (var model = Small().WithSeed(2).Build())
+        {
+            model.Save(weights);
+        }
+
+        var json = Path.Combine(dir, "profile.json");
+        Program.Main(["predict", "--weights", weights, "--profile", "--json", json, RepoPaths.MriImage(0)]).Should().Be(0);
+        using (var doc = JsonDocument.Parse(File.ReadAllText(json)))
+        {
+            var r = doc.RootElement.GetProperty("results")[0];
+            var stages = r.GetProperty("stages").EnumerateObject().Select(p => (p.Name, p.Value.GetDouble())).ToList();
+            stages.Select(s => s.Name).Should().Equal("input", "transform", "backbone", "fpn", "rpn.head", "rpn.proposals", "box.roialign",
+                "box.head", "box.postprocess", "mask.roialign", "mask.head", "postprocess", "paste");
+            stages.Should().OnlyContain(s => s.Item2 >= 0);
+            stages.Sum(s => s.Item2).Should().BeLessThanOrEqualTo(r.GetProperty("seconds").GetDouble(), "the stages lie inside the timed call");
+        }
+
+        Program.Main(["predict", "--weights", weights, "--precision", "fp16", "--json", json, RepoPaths.MriImage(0)]).Should().Be(1);
+        var bf16 = Program.Main(["predict", "--weights", weights, "--precision", "bf16", "--json", json, RepoPaths.MriImage(0)]);
+        bf16.Should().Be(PrecisionSupport.CpuHasBFloat16 ? 0 : 1);
+
+        // A CPU without native bfloat16 (here: AVX-512 switched off for the .NET runtime of a child process): exit 1 and why.
+        await using var cli = CliProcess.Start(new Dictionary<string, string> { ["DOTNET_EnableAVX512"] = "0" },
+            "predict", "--weights", weights, "--precision", "bf16", "--json", json, RepoPaths.MriImage(0));
+        (await cli.WaitForExitAsync()).Should().Be(1);
+        cli.Log.Should().Contain("AVX512_BF16").And.Contain("--precision fp32");
+    }
 }

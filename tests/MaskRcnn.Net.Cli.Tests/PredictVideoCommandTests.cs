@@ -513,9 +513,17 @@ internal sealed class CliProcess : IAsyncDisposable
         }
     }
 
-    public static CliProcess Start(params string[] args)
+    public static CliProcess Start(params string[] args) => Start(new Dictionary<string, string>(), args);
+
+    /// <summary>Starts the CLI with extra environment variables.</summary>
+    public static CliProcess Start(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var (k, v) in environment)
+        {
+            start.Environment[k] = v;
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "maskrcnn.dll"));
         foreach (var a in args)
         {
