@@ -70,4 +70,19 @@ for kind in kinds:
         print(f"{s:<36} {'':>7} {statistics.median(r[i]['stages'].get(s, 0.0) for r in runs[kind] for i in range(len(paths)))*1e3:>8.0f}  (ours only)")
     total = sum(flops.values()) / 1e9
     print(f"{'all stages':<36} {total:>7.1f} {sum(ours_st.values())*1e3:>8.0f} {total/sum(ours_st.values()):>8.0f} {sum(tv_st.values())*1e3:>8.0f} {total/sum(tv_st.values()):>8.0f}")
+if 'frozenbn_bf16' in kinds:
+    def iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0])); h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+        return w * h / u if u > 0 else 0.0
+    matched = total = 0
+    for f32, b16 in zip(runs['frozenbn'][0], runs['frozenbn_bf16'][0]):
+        free = list(b16['detections'])
+        for d in f32['detections']:   # greedy, in score order: same label and box IoU >= 0.5
+            best = max(((iou(d['box'], e['box']), k) for k, e in enumerate(free) if e['label'] == d['label']), default=(0, -1))
+            total += 1
+            if best[0] >= 0.5:
+                matched += 1
+                free.pop(best[1])
+    print(f"\nfp32 detections of the frozenbn model matched in bf16 (same label, box IoU >= 0.5): {matched}/{total} = {matched / total:.1%}")
 PY

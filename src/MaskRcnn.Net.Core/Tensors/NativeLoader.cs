@@ -48,6 +48,7 @@ internal static partial class NativeLoader
         {
             CheckAbi(handle, file);
             NativeAllocator.Apply();
+            NativeAllocator.InstallCache(handle);
             return handle;
         }
 

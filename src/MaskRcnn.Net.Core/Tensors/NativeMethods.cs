@@ -9,6 +9,9 @@ internal static partial class NativeMethods
 
     [LibraryImport(Lib)] internal static partial nint mr_last_error();
     [LibraryImport(Lib)] internal static partial void mr_clear_error();
+    [LibraryImport(Lib)] internal static partial int mr_cpu_cache_configure(long limitBytes, long minBlockBytes);
+    [LibraryImport(Lib)] internal static partial int mr_cpu_cache_release();
+    [LibraryImport(Lib)] internal static unsafe partial int mr_cpu_cache_stats(long* stats);
     [LibraryImport(Lib)] internal static partial int mr_abi_version();
     [LibraryImport(Lib)] internal static partial void mr_tensor_free(nint h);
 

@@ -37,6 +37,9 @@ public class NativeAllocatorTests
         // glibc's defaults: freeing a mapped 24 MiB block raises the dynamic mmap threshold to 24 MiB, so the next
         // 20 MiB block comes from the heap; a small block allocated after it and kept pins the heap top, and the freed
         // 20 MiB stays resident (measured: +50.8 MiB over three rounds with MASKRCNN_MALLOC_TUNING=0, +3.0 MiB tuned).
+        // The tensor cache keeps freed blocks on purpose (next test); this checks glibc's part, with the cache off.
+        var limit = NativeAllocator.CacheLimitBytes;
+        NativeAllocator.CacheLimitBytes = 0;
         var before = RssKiB();
         var kept = new List<Tensor>();
         try
@@ -63,6 +66,68 @@ public class NativeAllocatorTests
             {
                 t.Dispose();
             }
+
+            NativeAllocator.CacheLimitBytes = limit;
+        }
+    }
+
+    private static unsafe nint Address(Tensor t)
+    {
+        fixed (float* p = t.AsSpan<float>())
+        {
+            return (nint)p;
+        }
+    }
+
+    [Fact]
+    public void The_tensor_cache_hands_a_freed_block_out_again_and_keeps_no_more_than_its_limit()
+    {
+        using (Tensor.Zeros([2]))
+        {
+            // the shim is loaded by now
+        }
+
+        var stats = NativeAllocator.CacheStatistics;
+        stats.Installed.Should().BeTrue("the native library installs the cache as libtorch's CPU allocator when it loads");
+        var fromEnvironment = Environment.GetEnvironmentVariable(NativeAllocator.CacheLimitVariable);
+        var limit = NativeAllocator.CacheLimitBytes;
+        limit.Should().Be(fromEnvironment is null ? NativeAllocator.DefaultCacheLimitBytes : long.Parse(fromEnvironment, System.Globalization.CultureInfo.InvariantCulture) << 20);
+        try
+        {
+            NativeAllocator.CacheLimitBytes = NativeAllocator.DefaultCacheLimitBytes;
+            // 37 MiB + 12 bytes: size class 40 MiB (eighths of 32 MiB), a size no other test allocates.
+            const long Count = (37L << 18) + 3;
+            nint first;
+            using (var a = Tensor.Full([Count], 2.5))
+            {
+                first = Address(a);
+            }
+
+            var hits = NativeAllocator.CacheStatistics.Hits;
+            NativeAllocator.CacheStatistics.CachedBytes.Should().BeGreaterThanOrEqualTo(40L << 20, "the freed block is kept");
+            using (var b = Tensor.Ones([Count]))
+            {
+                Address(b).Should().Be(first, "the same size class gets the cached block back");
+                NativeAllocator.CacheStatistics.Hits.Should().BeGreaterThan(hits);
+                using var sum = b.Sum();
+                sum.ItemDouble().Should().Be(Count, "a reused block holds the new tensor's values, not the old ones");
+            }
+
+            NativeAllocator.ReleaseCache();
+            NativeAllocator.CacheStatistics.CachedBytes.Should().Be(0);
+
+            // Limit 0: nothing is kept.
+            NativeAllocator.CacheLimitBytes = 0;
+            using (Tensor.Ones([Count]))
+            {
+            }
+
+            NativeAllocator.CacheStatistics.Should().Match<TensorCacheStatistics>(s => s.CachedBytes == 0 && s.LimitBytes == 0);
+            FluentActions.Invoking(() => NativeAllocator.CacheLimitBytes = -1).Should().Throw<ArgumentOutOfRangeException>();
+        }
+        finally
+        {
+            NativeAllocator.CacheLimitBytes = limit;
         }
     }
 
@@ -87,6 +152,11 @@ public class NativeAllocatorTests
         NativeAllocator.Apply().Should().BeTrue("this check needs the tuning (run without MASKRCNN_MALLOC_TUNING=0 / MALLOC_* variables)");
         const long Bytes = 4L << 20; // above the 128 KiB inference threshold, below the 32 MiB training one
 
+        // This checks glibc's threshold: with the tensor cache off (a cached block would come back whatever glibc does).
+        var limit = NativeAllocator.CacheLimitBytes;
+        NativeAllocator.CacheLimitBytes = 0;
+        using var restore = new Restore(() => NativeAllocator.CacheLimitBytes = limit);
+
         bool Mapped()
         {
             using var t = Tensor.Ones([Bytes / 4]);
@@ -110,5 +180,10 @@ public class NativeAllocatorTests
         }
 
         Mapped().Should().BeTrue("closing the last scope restores the 128 KiB threshold");
+    }
+
+    private sealed class Restore(Action action) : IDisposable
+    {
+        public void Dispose() => action();
     }
 }
