@@ -515,13 +515,196 @@ void roi_align_backward_typed(const at::Tensor& grad, const at::Tensor& rois, at
   });
 }
 
+// ---- RoIAlign backward, channels-last ----
+
+// A bilinear tap of the backward pass with 32-bit pixel indices; i1 < 0 marks a sample off the map (it adds nothing).
+template <typename T>
+struct PackedTap {
+  int32_t i1, i2, i3, i4;
+  T w1, w2, w3, w4;
+};
+
+// Where a RoI's taps start in the packed table, how many samples each bin has, and its sample-count divisor.
+template <typename T>
+struct RoiTaps {
+  int64_t offset, per_bin, batch;
+  T count, inv;  // inv = exact 1/count when count is a power of two, else 0 (divide)
+};
+
+// g[c] = go[c] * w (exactly torchvision's go * w / count, as a multiplication when inv != 0), added at dst[c].
+template <typename T>
+MR_INLINE void scatter_tap(T* __restrict dst, const T* __restrict go, T w, T count, T inv, int64_t n) {
+  if (inv != 0) {
+    for (int64_t c = 0; c < n; ++c) dst[c] += go[c] * w * inv;
+  } else {
+    for (int64_t c = 0; c < n; ++c) dst[c] += go[c] * w / count;
+  }
+}
+
+// Scatters one RoI's output gradient (`go`: [bins, cb], this block's channels) into a channels-last gradient map
+// `base` ([H, W, C] of the RoI's image, already offset to the block's first channel), visiting bins, samples and
+// the four taps in torchvision's order.
+template <typename T>
+MR_INLINE void backward_roi_cl_body(T* base, int64_t channels, const PackedTap<T>* tap, const RoiTaps<T>& roi,
+                                    int64_t bins, const T* go, int64_t cb) {
+  for (int64_t b = 0; b < bins; ++b) {
+    const T* g = go + b * cb;
+    for (int64_t s = 0; s < roi.per_bin; ++s, ++tap) {
+      if (tap->i1 < 0) continue;
+      scatter_tap<T>(base + tap->i1 * channels, g, tap->w1, roi.count, roi.inv, cb);
+      scatter_tap<T>(base + tap->i2 * channels, g, tap->w2, roi.count, roi.inv, cb);
+      scatter_tap<T>(base + tap->i3 * channels, g, tap->w3, roi.count, roi.inv, cb);
+      scatter_tap<T>(base + tap->i4 * channels, g, tap->w4, roi.count, roi.inv, cb);
+    }
+  }
+}
+
+MR_SIMD void backward_roi_cl(float* base, int64_t channels, const PackedTap<float>* tap, const RoiTaps<float>& roi,
+                             int64_t bins, const float* go, int64_t cb) {
+  backward_roi_cl_body<float>(base, channels, tap, roi, bins, go, cb);
+}
+
+MR_SIMD void backward_roi_cl(double* base, int64_t channels, const PackedTap<double>* tap, const RoiTaps<double>& roi,
+                             int64_t bins, const double* go, int64_t cb) {
+  backward_roi_cl_body<double>(base, channels, tap, roi, bins, go, cb);
+}
+
+// [N, H, W, C] contiguous -> [N, C, H, W] contiguous (the inverse of nhwc_tile), tile by tile.
+template <typename T>
+MR_INLINE void nchw_tile(const T* __restrict src, T* __restrict dst, int64_t channels, int64_t plane, int64_t p0,
+                         int64_t p1) {
+  constexpr int64_t kChannelBlock = 16;
+  for (int64_t c0 = 0; c0 < channels; c0 += kChannelBlock) {
+    const int64_t c1 = std::min(channels, c0 + kChannelBlock);
+    for (int64_t c = c0; c < c1; ++c) {
+      for (int64_t p = p0; p < p1; ++p) dst[c * plane + p] = src[p * channels + c];
+    }
+  }
+}
+
+MR_SIMD void nchw_tile_f(const float* src, float* dst, int64_t channels, int64_t plane, int64_t p0, int64_t p1) {
+  nchw_tile<float>(src, dst, channels, plane, p0, p1);
+}
+
+MR_SIMD void nchw_tile_d(const double* src, double* dst, int64_t channels, int64_t plane, int64_t p0, int64_t p1) {
+  nchw_tile<double>(src, dst, channels, plane, p0, p1);
+}
+
+template <typename T>
+at::Tensor to_nchw(const at::Tensor& nhwc) {
+  const int64_t batch = nhwc.size(0), height = nhwc.size(1), width = nhwc.size(2), channels = nhwc.size(3);
+  auto out = empty_for_fill({batch, channels, height, width}, nhwc.options());
+  const int64_t plane = height * width;
+  constexpr int64_t kPixelBlock = 64;
+  const int64_t blocks = (plane + kPixelBlock - 1) / kPixelBlock;
+  const T* src = nhwc.data_ptr<T>();
+  T* dst = out.data_ptr<T>();
+  at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t n = k / blocks, p0 = (k % blocks) * kPixelBlock, p1 = std::min(plane, p0 + kPixelBlock);
+      const T* s = src + n * plane * channels;
+      T* d = dst + n * channels * plane;
+      if constexpr (std::is_same_v<T, float>)
+        nchw_tile_f(s, d, channels, plane, p0, p1);
+      else
+        nchw_tile_d(s, d, channels, plane, p0, p1);
+    }
+  });
+  return out;
+}
+
+// The backward pass into a channels-last gradient map, transposed to [N, C, H, W] at the end. RoIs are processed in
+// batches whose taps (precomputed once, in parallel) fit a bounded table; within a batch, threads take blocks of
+// channels from a shared counter and each scatters every RoI of the batch into its channels, in RoI order, so
+// every gradient element receives its contributions in the same order as torchvision's serial loop.
+template <typename T>
+at::Tensor roi_align_backward_channels_last(const at::Tensor& grad, const at::Tensor& rois, at::IntArrayRef shape,
+                                            double scale_d, int64_t pooled_h, int64_t pooled_w,
+                                            int64_t sampling_ratio, bool aligned) {
+  const int64_t num_rois = rois.size(0), batch = shape[0], channels = shape[1], height = shape[2],
+                width = shape[3], bins = pooled_h * pooled_w;
+  auto gi = empty_for_fill({batch, height, width, channels}, grad.options());
+  gi.zero_();
+  const T* gp = grad.data_ptr<T>();
+  const T* rp = rois.data_ptr<T>();
+  T* gbase = gi.data_ptr<T>();
+  const T scale = static_cast<T>(scale_d);
+  constexpr int64_t kMaxTaps = int64_t{1} << 20;  // 32 MiB of float taps per batch of RoIs
+  constexpr int64_t kChannelBlock = 32;
+  const int64_t channel_blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+  std::vector<RoiTaps<T>> meta(static_cast<size_t>(num_rois));
+  std::vector<PackedTap<T>> table;
+  for (int64_t n0 = 0; n0 < num_rois;) {
+    // Choose the batch [n0, n1) and lay out its taps.
+    int64_t n1 = n0, total = 0;
+    while (n1 < num_rois) {
+      RoiGeometry<T> g(rp + 5 * n1, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+      const int64_t per_bin = std::max<int64_t>(g.grid_h * g.grid_w, 0);
+      if (n1 > n0 && total + per_bin * bins > kMaxTaps) break;
+      meta[n1] = RoiTaps<T>{total, per_bin, g.batch, static_cast<T>(g.grid_h * g.grid_w),
+                            exact_reciprocal<T>(g.grid_h * g.grid_w)};
+      total += per_bin * bins;
+      ++n1;
+    }
+    table.resize(static_cast<size_t>(total));
+    at::parallel_for(n0, n1, 1, [&](int64_t begin, int64_t end) {
+      std::vector<Tap<T>> taps;
+      for (int64_t n = begin; n < end; ++n) {
+        RoiGeometry<T> g(rp + 5 * n, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+        roi_taps<T>(g, pooled_h, pooled_w, height, width, taps);
+        PackedTap<T>* dst = table.data() + (meta[n].offset - meta[n0].offset);
+        for (const Tap<T>& t : taps) {
+          *dst++ = t.valid ? PackedTap<T>{static_cast<int32_t>(t.i1), static_cast<int32_t>(t.i2),
+                                          static_cast<int32_t>(t.i3), static_cast<int32_t>(t.i4), t.w1, t.w2, t.w3,
+                                          t.w4}
+                           : PackedTap<T>{-1, -1, -1, -1, 0, 0, 0, 0};
+        }
+      }
+    });
+    const int64_t first = meta[n0].offset;
+    std::atomic<int64_t> next{0};
+    const int64_t threads = std::min<int64_t>(std::max<int64_t>(1, at::get_num_threads()), channel_blocks);
+    at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+      std::vector<T> go(static_cast<size_t>(bins * kChannelBlock));
+      for (int64_t k = next.fetch_add(1); k < channel_blocks; k = next.fetch_add(1)) {
+        const int64_t c0 = k * kChannelBlock, cb = std::min(channels, c0 + kChannelBlock) - c0;
+        for (int64_t n = n0; n < n1; ++n) {
+          const RoiTaps<T>& roi = meta[n];
+          if (roi.per_bin == 0) continue;
+          // This block's output gradient of RoI n, [C, bins] -> [bins, cb].
+          const T* src = gp + (n * channels + c0) * bins;
+          for (int64_t c = 0; c < cb; ++c) {
+            for (int64_t b = 0; b < bins; ++b) go[b * cb + c] = src[c * bins + b];
+          }
+          backward_roi_cl(gbase + roi.batch * height * width * channels + c0, channels,
+                          table.data() + (roi.offset - first), roi, bins, go.data(), cb);
+        }
+      }
+    });
+    n0 = n1;
+  }
+  return to_nchw<T>(gi);
+}
+
 at::Tensor roi_align_backward_cpu(const at::Tensor& grad, const at::Tensor& rois, at::IntArrayRef input_shape,
                                   int64_t pooled_h, int64_t pooled_w, double scale, int64_t sampling_ratio,
                                   bool aligned) {
-  auto grad_input = at::zeros(input_shape, grad.options());
-  if (grad.numel() == 0) return grad_input;
+  if (grad.numel() == 0) return at::zeros(input_shape, grad.options());
   auto g = grad.contiguous();
   auto r = rois.contiguous();
+  // Channels-last under the same condition as the forward pass (the RoIs touch more values than the map holds),
+  // and while pixel indices fit 32 bits.
+  const int64_t grid = sampling_ratio > 0 ? sampling_ratio * sampling_ratio : 4;
+  const int64_t plane = input_shape[2] * input_shape[3];
+  if (input_shape[1] >= 8 && plane * input_shape[0] < (int64_t{1} << 31) &&
+      rois.size(0) * pooled_h * pooled_w * grid * 4 > 2 * plane) {
+    return grad.scalar_type() == at::kFloat
+               ? roi_align_backward_channels_last<float>(g, r, input_shape, scale, pooled_h, pooled_w, sampling_ratio,
+                                                         aligned)
+               : roi_align_backward_channels_last<double>(g, r, input_shape, scale, pooled_h, pooled_w,
+                                                          sampling_ratio, aligned);
+  }
+  auto grad_input = at::zeros(input_shape, grad.options());
   if (grad.scalar_type() == at::kFloat)
     roi_align_backward_typed<float>(g, r, grad_input, scale, pooled_h, pooled_w, sampling_ratio, aligned);
   else
