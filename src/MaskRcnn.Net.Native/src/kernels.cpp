@@ -19,6 +19,9 @@
 #include <type_traits>
 
 #include <sys/mman.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 using namespace mr;
 
@@ -272,14 +275,26 @@ MR_INLINE void add_sample(T* __restrict a, const T* __restrict p1, const T* __re
 template <typename T>
 MR_INLINE void forward_roi_cl_body(const T* base, int64_t channels, const Tap<T>* tap, int64_t bins, int64_t per_bin,
                                    T count, T* __restrict acc, T* __restrict out) {
-  for (int64_t b = 0; b < bins; ++b) {
-    T* __restrict a = acc + b * channels;
-    for (int64_t c = 0; c < channels; ++c) a[c] = 0;
-    for (int64_t s = 0; s < per_bin; ++s, ++tap) {
-      add_sample<T>(a, base + tap->i1 * channels, base + tap->i2 * channels, base + tap->i3 * channels,
-                    base + tap->i4 * channels, tap->w1, tap->w2, tap->w3, tap->w4, channels);
+  // Channels in register-sized blocks: a block's running sums stay in registers across the bin's samples.
+  constexpr int64_t kBlock = 64 / sizeof(T) * 4;
+  for (int64_t b = 0; b < bins; ++b, tap += per_bin) {
+    for (int64_t c0 = 0; c0 < channels; c0 += kBlock) {
+      const int64_t n = std::min(kBlock, channels - c0);
+      T a[kBlock];
+      for (int64_t c = 0; c < kBlock; ++c) a[c] = 0;
+      for (int64_t s = 0; s < per_bin; ++s) {
+        const Tap<T>& t = tap[s];
+        if (n == kBlock) {
+          add_sample<T>(a, base + t.i1 * channels + c0, base + t.i2 * channels + c0, base + t.i3 * channels + c0,
+                        base + t.i4 * channels + c0, t.w1, t.w2, t.w3, t.w4, kBlock);
+        } else {
+          add_sample<T>(a, base + t.i1 * channels + c0, base + t.i2 * channels + c0, base + t.i3 * channels + c0,
+                        base + t.i4 * channels + c0, t.w1, t.w2, t.w3, t.w4, n);
+        }
+      }
+      T* __restrict dst = acc + b * channels + c0;
+      for (int64_t c = 0; c < n; ++c) dst[c] = a[c] / count;
     }
-    for (int64_t c = 0; c < channels; ++c) a[c] = a[c] / count;
   }
   for (int64_t c = 0; c < channels; ++c) {
     for (int64_t b = 0; b < bins; ++b) out[c * bins + b] = acc[b * channels + c];
@@ -331,50 +346,109 @@ at::Tensor empty_for_fill(at::IntArrayRef sizes, const at::TensorOptions& option
   return t;
 }
 
-// [N, C, H, W] contiguous -> [N, H, W, C] contiguous, in tiles (a block of pixels times all channels) split over
-// the threads; each tile reads short contiguous runs of every channel plane and writes one contiguous block.
-template <typename T>
-MR_INLINE void nhwc_tile(const T* __restrict src, T* __restrict dst, int64_t channels, int64_t plane, int64_t p0,
-                         int64_t p1) {
-  constexpr int64_t kChannelBlock = 16;
-  for (int64_t c0 = 0; c0 < channels; c0 += kChannelBlock) {
-    const int64_t c1 = std::min(channels, c0 + kChannelBlock);
-    for (int64_t p = p0; p < p1; ++p) {
-      for (int64_t c = c0; c < c1; ++c) dst[p * channels + c] = src[c * plane + p];
+// dst[j * dst_stride + i] = src[i * src_stride + j] for a rows x cols block. Full 16 x 16 float blocks use AVX-512
+// registers when the CPU has them (16 row loads, 64 shuffles, 16 row stores); other blocks copy element by element.
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target)
+#define MR_HAS_AVX512_TRANSPOSE 1
+// GCC 12's unpack intrinsics read an "undefined" placeholder register, which -Wuninitialized flags.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void transpose16_avx512(const float* src, int64_t src_stride, float* dst,
+                                                           int64_t dst_stride) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0x88);
+      t[8 * i + j + 4] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0xdd);
     }
+  }
+  for (int i = 0; i < 8; ++i) {
+    _mm512_storeu_ps(dst + i * dst_stride, _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88));
+    _mm512_storeu_ps(dst + (i + 8) * dst_stride, _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+template <typename T>
+void transpose_block(const T* src, int64_t src_stride, T* dst, int64_t dst_stride, int64_t rows, int64_t cols,
+                     bool avx512) {
+#ifdef MR_HAS_AVX512_TRANSPOSE
+  if constexpr (std::is_same_v<T, float>) {
+    if (avx512 && rows == 16 && cols == 16) {
+      transpose16_avx512(src, src_stride, dst, dst_stride);
+      return;
+    }
+  }
+#endif
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
   }
 }
 
-MR_SIMD void nhwc_tile_f(const float* src, float* dst, int64_t channels, int64_t plane, int64_t p0, int64_t p1) {
-  nhwc_tile<float>(src, dst, channels, plane, p0, p1);
+bool cpu_has_avx512f() {
+#ifdef MR_HAS_AVX512_TRANSPOSE
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
 }
 
-MR_SIMD void nhwc_tile_d(const double* src, double* dst, int64_t channels, int64_t plane, int64_t p0, int64_t p1) {
-  nhwc_tile<double>(src, dst, channels, plane, p0, p1);
-}
-
+// Transposes each of `batch` contiguous rows x cols matrices into a new cols x rows one: [N, C, H*W] <-> [N, H*W, C].
+// Threads take column strips 16 wide; a strip reads one cache line of every row and writes whole output rows.
 template <typename T>
-at::Tensor to_nhwc(const at::Tensor& input_nchw) {
-  auto in = input_nchw.contiguous();
-  const int64_t batch = in.size(0), channels = in.size(1), height = in.size(2), width = in.size(3);
-  auto out = empty_for_fill({batch, height, width, channels}, in.options());
-  const int64_t plane = height * width;
-  constexpr int64_t kPixelBlock = 32;
-  const int64_t blocks = (plane + kPixelBlock - 1) / kPixelBlock;
-  const T* src = in.data_ptr<T>();
+at::Tensor transposed_planes(const at::Tensor& src_t, at::IntArrayRef out_shape, int64_t batch, int64_t rows,
+                             int64_t cols) {
+  auto out = empty_for_fill(out_shape, src_t.options());
+  constexpr int64_t kB = 16;
+  const int64_t strips = (cols + kB - 1) / kB;
+  const T* src = src_t.data_ptr<T>();
   T* dst = out.data_ptr<T>();
-  at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
+  const bool avx512 = cpu_has_avx512f();
+  at::parallel_for(0, batch * strips, 4, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
-      const int64_t n = k / blocks, p0 = (k % blocks) * kPixelBlock, p1 = std::min(plane, p0 + kPixelBlock);
-      const T* s = src + n * channels * plane;
-      T* d = dst + n * plane * channels;
-      if constexpr (std::is_same_v<T, float>)
-        nhwc_tile_f(s, d, channels, plane, p0, p1);
-      else
-        nhwc_tile_d(s, d, channels, plane, p0, p1);
+      const int64_t n = k / strips, s0 = (k % strips) * kB, sn = std::min(kB, cols - s0);
+      const T* from = src + n * rows * cols;
+      T* to = dst + n * rows * cols;
+      for (int64_t r0 = 0; r0 < rows; r0 += kB) {
+        transpose_block<T>(from + r0 * cols + s0, cols, to + s0 * rows + r0, rows, std::min(kB, rows - r0), sn,
+                           avx512);
+      }
     }
   });
   return out;
+}
+
+// [N, C, H, W] -> a contiguous [N, H, W, C] copy.
+template <typename T>
+at::Tensor to_nhwc(const at::Tensor& input_nchw) {
+  auto in = input_nchw.contiguous();
+  const int64_t n = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3);
+  return transposed_planes<T>(in, {n, h, w, c}, n, c, h * w);
+}
+
+// Contiguous [N, H, W, C] -> a contiguous [N, C, H, W] copy.
+template <typename T>
+at::Tensor to_nchw(const at::Tensor& nhwc) {
+  const int64_t n = nhwc.size(0), h = nhwc.size(1), w = nhwc.size(2), c = nhwc.size(3);
+  return transposed_planes<T>(nhwc, {n, c, h, w}, n, h * w, c);
 }
 
 // One feature map as the kernels read it: planar [N, C, H, W] or channels-last [N, H, W, C] data, and its scale.
@@ -567,50 +641,6 @@ MR_SIMD void backward_roi_cl(float* base, int64_t channels, const PackedTap<floa
 MR_SIMD void backward_roi_cl(double* base, int64_t channels, const PackedTap<double>* tap, const RoiTaps<double>& roi,
                              int64_t bins, const double* go, int64_t cb) {
   backward_roi_cl_body<double>(base, channels, tap, roi, bins, go, cb);
-}
-
-// [N, H, W, C] contiguous -> [N, C, H, W] contiguous (the inverse of nhwc_tile), tile by tile.
-template <typename T>
-MR_INLINE void nchw_tile(const T* __restrict src, T* __restrict dst, int64_t channels, int64_t plane, int64_t p0,
-                         int64_t p1) {
-  constexpr int64_t kChannelBlock = 16;
-  for (int64_t c0 = 0; c0 < channels; c0 += kChannelBlock) {
-    const int64_t c1 = std::min(channels, c0 + kChannelBlock);
-    for (int64_t c = c0; c < c1; ++c) {
-      for (int64_t p = p0; p < p1; ++p) dst[c * plane + p] = src[p * channels + c];
-    }
-  }
-}
-
-MR_SIMD void nchw_tile_f(const float* src, float* dst, int64_t channels, int64_t plane, int64_t p0, int64_t p1) {
-  nchw_tile<float>(src, dst, channels, plane, p0, p1);
-}
-
-MR_SIMD void nchw_tile_d(const double* src, double* dst, int64_t channels, int64_t plane, int64_t p0, int64_t p1) {
-  nchw_tile<double>(src, dst, channels, plane, p0, p1);
-}
-
-template <typename T>
-at::Tensor to_nchw(const at::Tensor& nhwc) {
-  const int64_t batch = nhwc.size(0), height = nhwc.size(1), width = nhwc.size(2), channels = nhwc.size(3);
-  auto out = empty_for_fill({batch, channels, height, width}, nhwc.options());
-  const int64_t plane = height * width;
-  constexpr int64_t kPixelBlock = 64;
-  const int64_t blocks = (plane + kPixelBlock - 1) / kPixelBlock;
-  const T* src = nhwc.data_ptr<T>();
-  T* dst = out.data_ptr<T>();
-  at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      const int64_t n = k / blocks, p0 = (k % blocks) * kPixelBlock, p1 = std::min(plane, p0 + kPixelBlock);
-      const T* s = src + n * plane * channels;
-      T* d = dst + n * channels * plane;
-      if constexpr (std::is_same_v<T, float>)
-        nchw_tile_f(s, d, channels, plane, p0, p1);
-      else
-        nchw_tile_d(s, d, channels, plane, p0, p1);
-    }
-  });
-  return out;
 }
 
 // The backward pass into a channels-last gradient map, transposed to [N, C, H, W] at the end. RoIs are processed in
