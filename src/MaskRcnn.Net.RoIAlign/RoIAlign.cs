@@ -61,7 +61,7 @@ public static class RoIAlign
     /// <param name="aligned">Half-pixel offset (see <see cref="Apply(Tensor, Tensor, int, int, double, int, bool)"/>).</param>
     /// <returns>[K, C, outputHeight, outputWidth] pooled features.</returns>
     /// <exception cref="ArgumentException">An argument has the wrong shape, dtype, device or values.</exception>
-    public static unsafe Tensor ApplyMultiLevel(IReadOnlyList<Tensor> features, IReadOnlyList<double> spatialScales,
+    internal static unsafe Tensor ApplyMultiLevel(IReadOnlyList<Tensor> features, IReadOnlyList<double> spatialScales,
         Tensor rois, Tensor levels, int outputHeight, int outputWidth, int samplingRatio, bool aligned)
     {
         ArgumentNullException.ThrowIfNull(features);

@@ -269,9 +269,9 @@ MR_INLINE void add_sample(T* __restrict a, const T* __restrict p1, const T* __re
   for (int64_t c = 0; c < n; ++c) a[c] += w1 * p1[c] + w2 * p2[c] + w3 * p3[c] + w4 * p4[c];
 }
 
-// One RoI from a channels-last map `base` ([H, W, C] of its image): every bin accumulates its samples over all
-// channels at once into `acc` ([bins, C] scratch), divides by the sample count, and the block is transposed into
-// the RoI's output [C, bins].
+// One RoI from a channels-last map `base` ([H, W, C] of its image): every bin accumulates its samples over the
+// channels, a register-sized block at a time, divides by the sample count into `acc` ([bins, C] scratch), and the
+// block is transposed into the RoI's output [C, bins].
 template <typename T>
 MR_INLINE void forward_roi_cl_body(const T* base, int64_t channels, const Tap<T>* tap, int64_t bins, int64_t per_bin,
                                    T count, T* __restrict acc, T* __restrict out) {
