@@ -197,6 +197,12 @@ public sealed class MultiScaleRoIAlign : IRoIPooler
         var lvlMin = (int)-Math.Log2((float)scales[0]);
         var lvlMax = (int)-Math.Log2((float)scales[^1]);
         var levels = new LevelMapper(lvlMin, lvlMax, CanonicalScale, CanonicalLevel).Map(boxes);
+        if (Kernel == PoolingKernel.RoIAlign)
+        {
+            return MaskRcnn.Net.RoIAlign.RoIAlign.ApplyMultiLevel(features, scales, rois, levels, OutputSize.Height,
+                OutputSize.Width, SamplingRatio, aligned: false).MoveToOuterDisposeScope();
+        }
+
         var numRois = rois.Size(0);
         var channels = features[0].Size(1);
         var result = Tensor.Zeros([numRois, channels, OutputSize.Height, OutputSize.Width], features[0].DType, features[0].Device);

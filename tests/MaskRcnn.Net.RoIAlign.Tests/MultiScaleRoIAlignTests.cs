@@ -54,6 +54,133 @@ public class MultiScaleRoIAlignTests
         Assertions.AllClose(y, expected["y"], atol: 1e-5, what: "multi-scale roi align");
     }
 
+    private static readonly double[] LevelScales = [0.25, 0.125, 0.0625, 0.03125];
+
+    // Four levels of odd sizes over two images; level 2 gets no RoI. With 3 channels every level runs the planar
+    // kernel; with 16 the busy levels are transposed to channels-last once and the quiet one stays planar.
+    private static (Tensor[] Features, Tensor Rois, Tensor Levels) MultiLevelInputs(int channels, DType dtype, int seed)
+    {
+        Torch.ManualSeed((ulong)seed);
+        var features = new[] { (23, 31), (12, 16), (6, 8), (3, 4) }
+            .Select(s => Tensor.Randn([2, channels, s.Item1, s.Item2], dtype)).ToArray();
+        var rois = RoIAlignTests.MakeRois(seed, 50).To(dtype);
+        var levels = Enumerable.Range(0, (int)rois.Size(0)).Select(i => (long)(i % 5 == 0 ? 3 : i % 2)).ToArray();
+        levels[7] = 3; // a few RoIs on the coarsest level, many on the finest ones
+        return (features, rois, Tensor.FromArray(levels));
+    }
+
+    private static string LevelByLevelScript(string dtype, int outH, int outW, int sampling, bool aligned) => $$"""
+        from torchvision.ops import roi_align
+        scales = [0.25, 0.125, 0.0625, 0.03125]
+        fs = [inp[f'f{l}'].to(torch.{{dtype}}).requires_grad_() for l in range(4)]
+        rois = inp['rois'].to(torch.{{dtype}})
+        levels = inp['levels'].long()
+        y = torch.zeros(rois.shape[0], fs[0].shape[1], {{outH}}, {{outW}}, dtype=torch.{{dtype}})
+        for l in range(4):
+            idx = (levels == l).nonzero().flatten()
+            if len(idx):
+                y[idx] = roi_align(fs[l], rois[idx], ({{outH}}, {{outW}}), scales[l], {{sampling}}, {{(aligned ? "True" : "False")}})
+        y.backward(inp['g'].to(torch.{{dtype}}))
+        out['y'] = y
+        for l in range(4):
+            out[f'gx{l}'] = fs[l].grad if fs[l].grad is not None else torch.zeros_like(fs[l])
+        """;
+
+    [Theory]
+    [InlineData(3, 2, false)]
+    [InlineData(16, 2, false)]
+    [InlineData(16, 0, true)]
+    [InlineData(3, 0, true)]
+    [InlineData(16, 0, false)]
+    public void Fused_multi_level_kernel_matches_torchvision_roi_align_level_by_level(int channels, int sampling, bool aligned)
+    {
+        using var scope = Torch.NewDisposeScope();
+        var (features, rois, levels) = MultiLevelInputs(channels, DType.Float32, 40 + channels + sampling);
+        var g = Tensor.Randn([rois.Size(0), channels, 5, 4]);
+        var inputs = new Dictionary<string, Tensor> { ["rois"] = rois, ["levels"] = levels.To(DType.Float64), ["g"] = g };
+        for (var l = 0; l < 4; l++)
+        {
+            inputs[$"f{l}"] = features[l];
+        }
+
+        var expected = PythonOracle.Compute(LevelByLevelScript("float32", 5, 4, sampling, aligned), inputs);
+
+        // No gradient: the fused native pass.
+        Tensor fused;
+        using (Torch.NoGrad())
+        {
+            fused = RoIAlign.ApplyMultiLevel(features, LevelScales, rois, levels, 5, 4, sampling, aligned);
+        }
+
+        fused.RequiresGrad.Should().BeFalse();
+        Assertions.AllClose(fused, expected["y"], atol: 1e-5, what: $"fused forward C={channels} sampling={sampling} aligned={aligned}");
+
+        // With gradients: level by level through the autograd-aware kernel; same values, torchvision's gradients.
+        var leaves = features.Select(f => f.Detach().RequiresGrad_()).ToArray();
+        var y = RoIAlign.ApplyMultiLevel(leaves, LevelScales, rois, levels, 5, 4, sampling, aligned);
+        y.ToArray<float>().Should().Equal(fused.ToArray<float>());
+        y.Backward(g);
+        foreach (var l in new[] { 0, 1, 3 })
+        {
+            Assertions.AllClose(leaves[l].Grad!, expected[$"gx{l}"], atol: 1e-5, what: $"gradient of level {l}");
+        }
+
+        // No RoI reads level 2: torchvision gives it no gradient either.
+        leaves[2].Grad.Should().BeNull();
+        expected["gx2"].Data.Should().OnlyContain(v => v == 0);
+    }
+
+    [Fact]
+    public void Fused_multi_level_kernel_matches_torchvision_in_float64()
+    {
+        using var scope = Torch.NewDisposeScope();
+        var (features, rois, levels) = MultiLevelInputs(16, DType.Float64, 52);
+        var g = Tensor.Randn([rois.Size(0), 16, 3, 3], DType.Float64);
+        var inputs = new Dictionary<string, Tensor> { ["rois"] = rois, ["levels"] = levels.To(DType.Float64), ["g"] = g };
+        for (var l = 0; l < 4; l++)
+        {
+            inputs[$"f{l}"] = features[l];
+        }
+
+        var expected = PythonOracle.Compute(LevelByLevelScript("float64", 3, 3, 2, true), inputs);
+        using (Torch.NoGrad())
+        {
+            var fused = RoIAlign.ApplyMultiLevel(features, LevelScales, rois, levels, 3, 3, 2, aligned: true);
+            fused.DType.Should().Be(DType.Float64);
+            Assertions.AllClose(fused, expected["y"], atol: 1e-12, rtol: 1e-12, what: "fused float64 forward");
+        }
+    }
+
+    [Fact]
+    public void Fused_multi_level_kernel_handles_no_rois_and_rejects_bad_levels()
+    {
+        using var scope = Torch.NewDisposeScope();
+        var (features, rois, levels) = MultiLevelInputs(3, DType.Float32, 60);
+        using (Torch.NoGrad())
+        {
+            var empty = RoIAlign.ApplyMultiLevel(features, LevelScales, Tensor.Zeros([0, 5]), Tensor.Zeros([0], DType.Int64), 7, 7, 2, false);
+            empty.Shape.Should().Equal(0, 3, 7, 7);
+        }
+
+        var leaves = features.Select(f => f.Detach().RequiresGrad_()).ToArray();
+        var none = RoIAlign.ApplyMultiLevel(leaves, LevelScales, Tensor.Zeros([0, 5]), Tensor.Zeros([0], DType.Int64), 7, 7, 0, true);
+        none.Shape.Should().Equal(0, 3, 7, 7);
+
+        var tooHigh = Tensor.FromArray(levels.ToArray<long>().Select((v, i) => i == 0 ? 4L : v).ToArray());
+        FluentActions.Invoking(() => RoIAlign.ApplyMultiLevel(features, LevelScales, rois, tooHigh, 7, 7, 2, false))
+            .Should().Throw<ArgumentException>().Which.ParamName.Should().Be("levels");
+        FluentActions.Invoking(() => RoIAlign.ApplyMultiLevel(features, LevelScales, rois, levels.To(DType.Float32), 7, 7, 2, false))
+            .Should().Throw<ArgumentException>().Which.ParamName.Should().Be("levels");
+        FluentActions.Invoking(() => RoIAlign.ApplyMultiLevel(features, LevelScales, rois, levels.Slice(0, 0, 3), 7, 7, 2, false))
+            .Should().Throw<ArgumentException>().Which.ParamName.Should().Be("levels");
+        FluentActions.Invoking(() => RoIAlign.ApplyMultiLevel(features, LevelScales.Take(3).ToArray(), rois, levels, 7, 7, 2, false))
+            .Should().Throw<ArgumentException>().Which.ParamName.Should().Be("spatialScales");
+        var otherChannels = features.ToArray();
+        otherChannels[1] = Tensor.Randn([2, 4, 12, 16]);
+        FluentActions.Invoking(() => RoIAlign.ApplyMultiLevel(otherChannels, LevelScales, rois, levels, 7, 7, 2, false))
+            .Should().Throw<ArgumentException>().Which.ParamName.Should().Be("features");
+    }
+
     [Fact]
     public void RoIPool_variant_pools_the_same_rois_differently_and_gradients_flow()
     {

@@ -12,9 +12,16 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+
+#include <sys/mman.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 using namespace mr;
 
@@ -233,40 +240,307 @@ void check_rois(const at::Tensor& rois, int64_t batch) {
           "rois batch indices must lie in [0, " + std::to_string(batch) + ")");
 }
 
+// ---- RoIAlign CPU kernels ------------------------------------------------------------------------------------
+
+// The hot loops are compiled for AVX-512, AVX2 and baseline x86-64, and the loader picks the widest one the CPU
+// runs (function multi-versioning). kernels.cpp is compiled with -ffp-contract=off, so no clone fuses a multiply
+// and an add: every clone rounds exactly like torchvision's scalar loops.
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define MR_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef MR_SIMD
+#define MR_SIMD
+#endif
+#define MR_INLINE inline __attribute__((always_inline))
+
+// 1/n when n is a power of two (x / n and x * (1/n) are then the same correctly rounded value), 0 otherwise.
 template <typename T>
-void roi_align_forward_typed(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output, double scale_d,
-                             int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
-  const int64_t num_rois = rois.size(0), channels = input.size(1), height = input.size(2), width = input.size(3);
-  const T* in = input.data_ptr<T>();
-  const T* rp = rois.data_ptr<T>();
-  T* out = output.data_ptr<T>();
-  const T scale = static_cast<T>(scale_d);
-  const int64_t plane = height * width, bins = pooled_h * pooled_w;
-  at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Tap<T>> taps;
-    for (int64_t n = begin; n < end; ++n) {
-      RoiGeometry<T> g(rp + 5 * n, scale, pooled_h, pooled_w, sampling_ratio, aligned);
-      roi_taps<T>(g, pooled_h, pooled_w, height, width, taps);
-      const int64_t per_bin = std::max<int64_t>(g.grid_h * g.grid_w, 0);
-      const T count = static_cast<T>(std::max<int64_t>(g.grid_h * g.grid_w, 1));
-      for (int64_t c = 0; c < channels; ++c) {
-        const T* src = in + (g.batch * channels + c) * plane;
-        T* dst = out + (n * channels + c) * bins;
-        const Tap<T>* tap = taps.data();
-        for (int64_t b = 0; b < bins; ++b) {
-          T acc = 0;
-          for (int64_t s = 0; s < per_bin; ++s, ++tap) {
-            acc += tap->w1 * src[tap->i1] + tap->w2 * src[tap->i2] + tap->w3 * src[tap->i3] + tap->w4 * src[tap->i4];
-          }
-          dst[b] = acc / count;
+T exact_reciprocal(int64_t n) {
+  return (n > 0 && (n & (n - 1)) == 0) ? static_cast<T>(1) / static_cast<T>(n) : static_cast<T>(0);
+}
+
+// a[c] += w1 * p1[c] + w2 * p2[c] + w3 * p3[c] + w4 * p4[c]: one bilinear sample of `n` channels-last values, in
+// torchvision's order of operations.
+template <typename T>
+MR_INLINE void add_sample(T* __restrict a, const T* __restrict p1, const T* __restrict p2, const T* __restrict p3,
+                          const T* __restrict p4, T w1, T w2, T w3, T w4, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) a[c] += w1 * p1[c] + w2 * p2[c] + w3 * p3[c] + w4 * p4[c];
+}
+
+// One RoI from a channels-last map `base` ([H, W, C] of its image): every bin accumulates its samples over the
+// channels, a register-sized block at a time, divides by the sample count into `acc` ([bins, C] scratch), and the
+// block is transposed into the RoI's output [C, bins].
+template <typename T>
+MR_INLINE void forward_roi_cl_body(const T* base, int64_t channels, const Tap<T>* tap, int64_t bins, int64_t per_bin,
+                                   T count, T* __restrict acc, T* __restrict out) {
+  // Channels in register-sized blocks: a block's running sums stay in registers across the bin's samples.
+  constexpr int64_t kBlock = 64 / sizeof(T) * 4;
+  for (int64_t b = 0; b < bins; ++b, tap += per_bin) {
+    for (int64_t c0 = 0; c0 < channels; c0 += kBlock) {
+      const int64_t n = std::min(kBlock, channels - c0);
+      T a[kBlock];
+      for (int64_t c = 0; c < kBlock; ++c) a[c] = 0;
+      for (int64_t s = 0; s < per_bin; ++s) {
+        const Tap<T>& t = tap[s];
+        if (n == kBlock) {
+          add_sample<T>(a, base + t.i1 * channels + c0, base + t.i2 * channels + c0, base + t.i3 * channels + c0,
+                        base + t.i4 * channels + c0, t.w1, t.w2, t.w3, t.w4, kBlock);
+        } else {
+          add_sample<T>(a, base + t.i1 * channels + c0, base + t.i2 * channels + c0, base + t.i3 * channels + c0,
+                        base + t.i4 * channels + c0, t.w1, t.w2, t.w3, t.w4, n);
         }
       }
+      T* __restrict dst = acc + b * channels + c0;
+      for (int64_t c = 0; c < n; ++c) dst[c] = a[c] / count;
+    }
+  }
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t b = 0; b < bins; ++b) out[c * bins + b] = acc[b * channels + c];
+  }
+}
+
+MR_SIMD void forward_roi_cl(const float* base, int64_t channels, const Tap<float>* taps, int64_t bins,
+                            int64_t per_bin, float count, float* acc, float* out) {
+  forward_roi_cl_body<float>(base, channels, taps, bins, per_bin, count, acc, out);
+}
+
+MR_SIMD void forward_roi_cl(const double* base, int64_t channels, const Tap<double>* taps, int64_t bins,
+                            int64_t per_bin, double count, double* acc, double* out) {
+  forward_roi_cl_body<double>(base, channels, taps, bins, per_bin, count, acc, out);
+}
+
+// One RoI from a planar map `base` ([C, H, W] of its image), channel by channel (cheaper than a transposed copy
+// when few RoIs read the map).
+template <typename T>
+void forward_roi_planar(const T* base, int64_t plane, int64_t channels, const Tap<T>* taps, int64_t bins,
+                        int64_t per_bin, T count, T* out) {
+  for (int64_t c = 0; c < channels; ++c) {
+    const T* src = base + c * plane;
+    T* dst = out + c * bins;
+    const Tap<T>* tap = taps;
+    for (int64_t b = 0; b < bins; ++b) {
+      T acc = 0;
+      for (int64_t s = 0; s < per_bin; ++s, ++tap) {
+        acc += tap->w1 * src[tap->i1] + tap->w2 * src[tap->i2] + tap->w3 * src[tap->i3] + tap->w4 * src[tap->i4];
+      }
+      dst[b] = acc / count;
+    }
+  }
+}
+
+// A fresh tensor for a large result or scratch buffer, its memory advised for transparent huge pages before the
+// first write: the kernels fill tens of megabytes per call, and faulting them in 4 KiB at a time cost as much as
+// the arithmetic (the untouched pages of a new allocation are only mapped on first write). Advice only: where
+// huge pages are unavailable nothing changes.
+at::Tensor empty_for_fill(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  auto t = at::empty(sizes, options);
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t end = begin + static_cast<uintptr_t>(t.nbytes());
+  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = end & ~(kHuge - 1);
+  if (t.device().is_cpu() && hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+#endif
+  return t;
+}
+
+// dst[j * dst_stride + i] = src[i * src_stride + j] for a rows x cols block. Full 16 x 16 float blocks use AVX-512
+// registers when the CPU has them (16 row loads, 64 shuffles, 16 row stores); other blocks copy element by element.
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target)
+#define MR_HAS_AVX512_TRANSPOSE 1
+// GCC 12's unpack intrinsics read an "undefined" placeholder register, which -Wuninitialized flags.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void transpose16_avx512(const float* src, int64_t src_stride, float* dst,
+                                                           int64_t dst_stride) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0x88);
+      t[8 * i + j + 4] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    _mm512_storeu_ps(dst + i * dst_stride, _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88));
+    _mm512_storeu_ps(dst + (i + 8) * dst_stride, _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+template <typename T>
+void transpose_block(const T* src, int64_t src_stride, T* dst, int64_t dst_stride, int64_t rows, int64_t cols,
+                     bool avx512) {
+#ifdef MR_HAS_AVX512_TRANSPOSE
+  if constexpr (std::is_same_v<T, float>) {
+    if (avx512 && rows == 16 && cols == 16) {
+      transpose16_avx512(src, src_stride, dst, dst_stride);
+      return;
+    }
+  }
+#endif
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
+  }
+}
+
+bool cpu_has_avx512f() {
+#ifdef MR_HAS_AVX512_TRANSPOSE
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// Transposes each of `batch` contiguous rows x cols matrices into a new cols x rows one: [N, C, H*W] <-> [N, H*W, C].
+// Threads take column strips 16 wide; a strip reads one cache line of every row and writes whole output rows.
+template <typename T>
+at::Tensor transposed_planes(const at::Tensor& src_t, at::IntArrayRef out_shape, int64_t batch, int64_t rows,
+                             int64_t cols) {
+  auto out = empty_for_fill(out_shape, src_t.options());
+  constexpr int64_t kB = 16;
+  const int64_t strips = (cols + kB - 1) / kB;
+  const T* src = src_t.data_ptr<T>();
+  T* dst = out.data_ptr<T>();
+  const bool avx512 = cpu_has_avx512f();
+  at::parallel_for(0, batch * strips, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t n = k / strips, s0 = (k % strips) * kB, sn = std::min(kB, cols - s0);
+      const T* from = src + n * rows * cols;
+      T* to = dst + n * rows * cols;
+      for (int64_t r0 = 0; r0 < rows; r0 += kB) {
+        transpose_block<T>(from + r0 * cols + s0, cols, to + s0 * rows + r0, rows, std::min(kB, rows - r0), sn,
+                           avx512);
+      }
+    }
+  });
+  return out;
+}
+
+// [N, C, H, W] -> a contiguous [N, H, W, C] copy.
+template <typename T>
+at::Tensor to_nhwc(const at::Tensor& input_nchw) {
+  auto in = input_nchw.contiguous();
+  const int64_t n = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3);
+  return transposed_planes<T>(in, {n, h, w, c}, n, c, h * w);
+}
+
+// Contiguous [N, H, W, C] -> a contiguous [N, C, H, W] copy.
+template <typename T>
+at::Tensor to_nchw(const at::Tensor& nhwc) {
+  const int64_t n = nhwc.size(0), h = nhwc.size(1), w = nhwc.size(2), c = nhwc.size(3);
+  return transposed_planes<T>(nhwc, {n, c, h, w}, n, h * w, c);
+}
+
+// One feature map as the kernels read it: planar [N, C, H, W] or channels-last [N, H, W, C] data, and its scale.
+template <typename T>
+struct LevelView {
+  const T* data = nullptr;
+  int64_t height = 0, width = 0;
+  T scale = 0;
+  bool channels_last = false;
+  at::Tensor owner;  // keeps the (possibly transposed) data alive
+};
+
+// Channels-last pays off once the RoIs read more values than a transposed copy of the input costs to make:
+// estimate the taps (4 reads per sample point) against twice the input's spatial size. A channels-last input is
+// read in place (no copy either way).
+template <typename T>
+LevelView<T> make_level(const at::Tensor& input, double scale, int64_t rois_here, int64_t bins, int64_t sampling_ratio) {
+  LevelView<T> v;
+  v.height = input.size(2);
+  v.width = input.size(3);
+  v.scale = static_cast<T>(scale);
+  if (rois_here == 0) return v;
+  const int64_t grid = sampling_ratio > 0 ? sampling_ratio * sampling_ratio : 4;
+  const bool given_channels_last = input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_contiguous();
+  v.channels_last = given_channels_last ||
+                    (input.size(1) >= 8 && rois_here * bins * grid * 4 > 2 * input.size(2) * input.size(3));
+  if (v.channels_last) {
+    v.owner = given_channels_last ? input.permute({0, 2, 3, 1}) : to_nhwc<T>(input);
+  } else {
+    v.owner = input.contiguous();
+  }
+  v.data = v.owner.template data_ptr<T>();
+  return v;
+}
+
+// RoIAlign forward of every RoI on its level (`level_of[n]`, or level 0 when null), written straight into its
+// slice of `out` ([K, C, pooled_h, pooled_w], every element written). Parallel over RoIs.
+template <typename T>
+void pool_rois(const std::vector<LevelView<T>>& levels, const int64_t* level_of, const T* rp, int64_t num_rois,
+               int64_t channels, int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned, T* out) {
+  const int64_t bins = pooled_h * pooled_w;
+  auto pool_one = [&](int64_t n, std::vector<Tap<T>>& taps, std::vector<T>& acc) {
+    const LevelView<T>& lv = levels[level_of ? static_cast<size_t>(level_of[n]) : 0];
+    RoiGeometry<T> g(rp + 5 * n, lv.scale, pooled_h, pooled_w, sampling_ratio, aligned);
+    roi_taps<T>(g, pooled_h, pooled_w, lv.height, lv.width, taps);
+    const int64_t per_bin = std::max<int64_t>(g.grid_h * g.grid_w, 0);
+    const T count = static_cast<T>(std::max<int64_t>(g.grid_h * g.grid_w, 1));
+    const int64_t image = g.batch * channels * lv.height * lv.width;
+    T* dst = out + n * channels * bins;
+    if (lv.channels_last) {
+      acc.resize(static_cast<size_t>(bins * channels));
+      forward_roi_cl(lv.data + image, channels, taps.data(), bins, per_bin, count, acc.data(), dst);
+    } else {
+      forward_roi_planar<T>(lv.data + image, lv.height * lv.width, channels, taps.data(), bins, per_bin, count, dst);
+    }
+  };
+  // Threads take small chunks of RoIs from a shared counter rather than one fixed share each: RoIs on different
+  // levels or layouts cost differently, and on a shared machine one core may run slower than the other.
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t chunk = std::clamp<int64_t>(num_rois / (threads * 16), 1, 32);
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+    std::vector<Tap<T>> taps;
+    std::vector<T> acc;
+    for (int64_t begin = next.fetch_add(chunk); begin < num_rois; begin = next.fetch_add(chunk)) {
+      for (int64_t n = begin; n < std::min(num_rois, begin + chunk); ++n) pool_one(n, taps, acc);
     }
   });
 }
 
+at::Tensor roi_align_forward_cpu(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h, int64_t pooled_w,
+                                 double scale, int64_t sampling_ratio, bool aligned) {
+  auto output = empty_for_fill({rois.size(0), input.size(1), pooled_h, pooled_w}, input.options());
+  if (output.numel() == 0) return output.zero_();
+  auto r = rois.contiguous();
+  const int64_t k = rois.size(0), c = input.size(1), bins = pooled_h * pooled_w;
+  if (input.scalar_type() == at::kFloat) {
+    std::vector<LevelView<float>> levels{make_level<float>(input, scale, k, bins, sampling_ratio)};
+    pool_rois<float>(levels, nullptr, r.data_ptr<float>(), k, c, pooled_h, pooled_w, sampling_ratio, aligned,
+                     output.data_ptr<float>());
+  } else {
+    std::vector<LevelView<double>> levels{make_level<double>(input, scale, k, bins, sampling_ratio)};
+    pool_rois<double>(levels, nullptr, r.data_ptr<double>(), k, c, pooled_h, pooled_w, sampling_ratio, aligned,
+                      output.data_ptr<double>());
+  }
+  return output;
+}
+
 // Scatters the output gradient back through the bilinear taps. Parallel over channels: every thread owns whole
 // channel planes and visits RoIs, bins and samples in the same order as a serial pass, so sums are deterministic.
+// Each tap adds go * w / count (torchvision's expression); when count is a power of two the division is an exact
+// multiplication by 1/count.
 template <typename T>
 void roi_align_backward_typed(const at::Tensor& grad, const at::Tensor& rois, at::Tensor& grad_input, double scale_d,
                               int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
@@ -283,19 +557,31 @@ void roi_align_backward_typed(const at::Tensor& grad, const at::Tensor& rois, at
       RoiGeometry<T> g(rp + 5 * n, scale, pooled_h, pooled_w, sampling_ratio, aligned);
       roi_taps<T>(g, pooled_h, pooled_w, height, width, taps);
       const int64_t per_bin = std::max<int64_t>(g.grid_h * g.grid_w, 0);
+      if (per_bin == 0) continue;
       const T count = static_cast<T>(g.grid_h * g.grid_w);
+      const T inv = exact_reciprocal<T>(g.grid_h * g.grid_w);
       for (int64_t c = begin; c < end; ++c) {
         T* dst = gi + (g.batch * channels + c) * plane;
         const T* src = gp + (n * channels + c) * bins;
         const Tap<T>* tap = taps.data();
         for (int64_t b = 0; b < bins; ++b) {
           const T go = src[b];
-          for (int64_t s = 0; s < per_bin; ++s, ++tap) {
-            if (!tap->valid) continue;
-            dst[tap->i1] += go * tap->w1 / count;
-            dst[tap->i2] += go * tap->w2 / count;
-            dst[tap->i3] += go * tap->w3 / count;
-            dst[tap->i4] += go * tap->w4 / count;
+          if (inv != 0) {
+            for (int64_t s = 0; s < per_bin; ++s, ++tap) {
+              if (!tap->valid) continue;
+              dst[tap->i1] += go * tap->w1 * inv;
+              dst[tap->i2] += go * tap->w2 * inv;
+              dst[tap->i3] += go * tap->w3 * inv;
+              dst[tap->i4] += go * tap->w4 * inv;
+            }
+          } else {
+            for (int64_t s = 0; s < per_bin; ++s, ++tap) {
+              if (!tap->valid) continue;
+              dst[tap->i1] += go * tap->w1 / count;
+              dst[tap->i2] += go * tap->w2 / count;
+              dst[tap->i3] += go * tap->w3 / count;
+              dst[tap->i4] += go * tap->w4 / count;
+            }
           }
         }
       }
@@ -303,84 +589,152 @@ void roi_align_backward_typed(const at::Tensor& grad, const at::Tensor& rois, at
   });
 }
 
-// The same forward pass over a channels-last copy of the input ([N, H, W, C]): each bilinear tap reads C
-// contiguous values, so the memory access is sequential and the per-channel accumulation vectorises. Every
-// channel still sums its samples in the same order with the same arithmetic as the planar kernel, so the results
-// are identical; only the traversal changes.
+// ---- RoIAlign backward, channels-last ----
+
+// A bilinear tap of the backward pass with 32-bit pixel indices; i1 < 0 marks a sample off the map (it adds nothing).
 template <typename T>
-void roi_align_forward_channels_last(const at::Tensor& input_nhwc, const at::Tensor& rois, at::Tensor& output,
-                                     double scale_d, int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio,
-                                     bool aligned) {
-  const int64_t num_rois = rois.size(0), height = input_nhwc.size(1), width = input_nhwc.size(2),
-                channels = input_nhwc.size(3);
-  const T* in = input_nhwc.data_ptr<T>();
-  const T* rp = rois.data_ptr<T>();
-  T* out = output.data_ptr<T>();
-  const T scale = static_cast<T>(scale_d);
-  const int64_t plane = height * width, bins = pooled_h * pooled_w;
-  at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Tap<T>> taps;
-    std::vector<T> acc(static_cast<size_t>(channels));
-    for (int64_t n = begin; n < end; ++n) {
-      RoiGeometry<T> g(rp + 5 * n, scale, pooled_h, pooled_w, sampling_ratio, aligned);
-      roi_taps<T>(g, pooled_h, pooled_w, height, width, taps);
-      const int64_t per_bin = std::max<int64_t>(g.grid_h * g.grid_w, 0);
-      const T count = static_cast<T>(std::max<int64_t>(g.grid_h * g.grid_w, 1));
-      const T* base = in + g.batch * plane * channels;
-      const Tap<T>* tap = taps.data();
-      T* a = acc.data();
-      for (int64_t b = 0; b < bins; ++b) {
-        std::fill(acc.begin(), acc.end(), static_cast<T>(0));
-        for (int64_t s = 0; s < per_bin; ++s, ++tap) {
-          const T w1 = tap->w1, w2 = tap->w2, w3 = tap->w3, w4 = tap->w4;
-          const T* p1 = base + tap->i1 * channels;
-          const T* p2 = base + tap->i2 * channels;
-          const T* p3 = base + tap->i3 * channels;
-          const T* p4 = base + tap->i4 * channels;
-          for (int64_t c = 0; c < channels; ++c) a[c] += w1 * p1[c] + w2 * p2[c] + w3 * p3[c] + w4 * p4[c];
-        }
-        T* dst = out + n * channels * bins + b;
-        for (int64_t c = 0; c < channels; ++c) dst[c * bins] = a[c] / count;
-      }
-    }
-  });
+struct PackedTap {
+  int32_t i1, i2, i3, i4;
+  T w1, w2, w3, w4;
+};
+
+// Where a RoI's taps start in the packed table, how many samples each bin has, and its sample-count divisor.
+template <typename T>
+struct RoiTaps {
+  int64_t offset, per_bin, batch;
+  T count, inv;  // inv = exact 1/count when count is a power of two, else 0 (divide)
+};
+
+// g[c] = go[c] * w (exactly torchvision's go * w / count, as a multiplication when inv != 0), added at dst[c].
+template <typename T>
+MR_INLINE void scatter_tap(T* __restrict dst, const T* __restrict go, T w, T count, T inv, int64_t n) {
+  if (inv != 0) {
+    for (int64_t c = 0; c < n; ++c) dst[c] += go[c] * w * inv;
+  } else {
+    for (int64_t c = 0; c < n; ++c) dst[c] += go[c] * w / count;
+  }
 }
 
-at::Tensor roi_align_forward_cpu(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h, int64_t pooled_w,
-                                 double scale, int64_t sampling_ratio, bool aligned) {
-  auto output = at::zeros({rois.size(0), input.size(1), pooled_h, pooled_w}, input.options());
-  if (output.numel() == 0) return output;
-  auto r = rois.contiguous();
-  // Channels-last pays off once the RoIs read more values than a transposed copy of the input costs to make:
-  // estimate the taps (4 reads per sample point) against twice the input's spatial size.
-  const int64_t grid = sampling_ratio > 0 ? sampling_ratio * sampling_ratio : 4;
-  // A channels-last input is read in place (no copy either way).
-  const bool channels_last = input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_contiguous()
-      ? true
-      : input.size(1) >= 8 && rois.size(0) * pooled_h * pooled_w * grid * 4 > 2 * input.size(2) * input.size(3);
-  if (channels_last) {
-    auto nhwc = input.permute({0, 2, 3, 1}).contiguous();
-    if (input.scalar_type() == at::kFloat)
-      roi_align_forward_channels_last<float>(nhwc, r, output, scale, pooled_h, pooled_w, sampling_ratio, aligned);
-    else
-      roi_align_forward_channels_last<double>(nhwc, r, output, scale, pooled_h, pooled_w, sampling_ratio, aligned);
-    return output;
+// Scatters one RoI's output gradient (`go`: [bins, cb], this block's channels) into a channels-last gradient map
+// `base` ([H, W, C] of the RoI's image, already offset to the block's first channel), visiting bins, samples and
+// the four taps in torchvision's order.
+template <typename T>
+MR_INLINE void backward_roi_cl_body(T* base, int64_t channels, const PackedTap<T>* tap, const RoiTaps<T>& roi,
+                                    int64_t bins, const T* go, int64_t cb) {
+  for (int64_t b = 0; b < bins; ++b) {
+    const T* g = go + b * cb;
+    for (int64_t s = 0; s < roi.per_bin; ++s, ++tap) {
+      if (tap->i1 < 0) continue;
+      scatter_tap<T>(base + tap->i1 * channels, g, tap->w1, roi.count, roi.inv, cb);
+      scatter_tap<T>(base + tap->i2 * channels, g, tap->w2, roi.count, roi.inv, cb);
+      scatter_tap<T>(base + tap->i3 * channels, g, tap->w3, roi.count, roi.inv, cb);
+      scatter_tap<T>(base + tap->i4 * channels, g, tap->w4, roi.count, roi.inv, cb);
+    }
   }
-  auto in = input.contiguous();
-  if (input.scalar_type() == at::kFloat)
-    roi_align_forward_typed<float>(in, r, output, scale, pooled_h, pooled_w, sampling_ratio, aligned);
-  else
-    roi_align_forward_typed<double>(in, r, output, scale, pooled_h, pooled_w, sampling_ratio, aligned);
-  return output;
+}
+
+MR_SIMD void backward_roi_cl(float* base, int64_t channels, const PackedTap<float>* tap, const RoiTaps<float>& roi,
+                             int64_t bins, const float* go, int64_t cb) {
+  backward_roi_cl_body<float>(base, channels, tap, roi, bins, go, cb);
+}
+
+MR_SIMD void backward_roi_cl(double* base, int64_t channels, const PackedTap<double>* tap, const RoiTaps<double>& roi,
+                             int64_t bins, const double* go, int64_t cb) {
+  backward_roi_cl_body<double>(base, channels, tap, roi, bins, go, cb);
+}
+
+// The backward pass into a channels-last gradient map, transposed to [N, C, H, W] at the end. RoIs are processed in
+// batches whose taps (precomputed once, in parallel) fit a bounded table; within a batch, threads take blocks of
+// channels from a shared counter and each scatters every RoI of the batch into its channels, in RoI order, so
+// every gradient element receives its contributions in the same order as torchvision's serial loop.
+template <typename T>
+at::Tensor roi_align_backward_channels_last(const at::Tensor& grad, const at::Tensor& rois, at::IntArrayRef shape,
+                                            double scale_d, int64_t pooled_h, int64_t pooled_w,
+                                            int64_t sampling_ratio, bool aligned) {
+  const int64_t num_rois = rois.size(0), batch = shape[0], channels = shape[1], height = shape[2],
+                width = shape[3], bins = pooled_h * pooled_w;
+  auto gi = empty_for_fill({batch, height, width, channels}, grad.options());
+  gi.zero_();
+  const T* gp = grad.data_ptr<T>();
+  const T* rp = rois.data_ptr<T>();
+  T* gbase = gi.data_ptr<T>();
+  const T scale = static_cast<T>(scale_d);
+  constexpr int64_t kMaxTaps = int64_t{1} << 20;  // 32 MiB of float taps per batch of RoIs
+  constexpr int64_t kChannelBlock = 32;
+  const int64_t channel_blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+  std::vector<RoiTaps<T>> meta(static_cast<size_t>(num_rois));
+  std::vector<PackedTap<T>> table;
+  for (int64_t n0 = 0; n0 < num_rois;) {
+    // Choose the batch [n0, n1) and lay out its taps.
+    int64_t n1 = n0, total = 0;
+    while (n1 < num_rois) {
+      RoiGeometry<T> g(rp + 5 * n1, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+      const int64_t per_bin = std::max<int64_t>(g.grid_h * g.grid_w, 0);
+      if (n1 > n0 && total + per_bin * bins > kMaxTaps) break;
+      meta[n1] = RoiTaps<T>{total, per_bin, g.batch, static_cast<T>(g.grid_h * g.grid_w),
+                            exact_reciprocal<T>(g.grid_h * g.grid_w)};
+      total += per_bin * bins;
+      ++n1;
+    }
+    table.resize(static_cast<size_t>(total));
+    at::parallel_for(n0, n1, 1, [&](int64_t begin, int64_t end) {
+      std::vector<Tap<T>> taps;
+      for (int64_t n = begin; n < end; ++n) {
+        RoiGeometry<T> g(rp + 5 * n, scale, pooled_h, pooled_w, sampling_ratio, aligned);
+        roi_taps<T>(g, pooled_h, pooled_w, height, width, taps);
+        PackedTap<T>* dst = table.data() + (meta[n].offset - meta[n0].offset);
+        for (const Tap<T>& t : taps) {
+          *dst++ = t.valid ? PackedTap<T>{static_cast<int32_t>(t.i1), static_cast<int32_t>(t.i2),
+                                          static_cast<int32_t>(t.i3), static_cast<int32_t>(t.i4), t.w1, t.w2, t.w3,
+                                          t.w4}
+                           : PackedTap<T>{-1, -1, -1, -1, 0, 0, 0, 0};
+        }
+      }
+    });
+    const int64_t first = meta[n0].offset;
+    std::atomic<int64_t> next{0};
+    const int64_t threads = std::min<int64_t>(std::max<int64_t>(1, at::get_num_threads()), channel_blocks);
+    at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+      std::vector<T> go(static_cast<size_t>(bins * kChannelBlock));
+      for (int64_t k = next.fetch_add(1); k < channel_blocks; k = next.fetch_add(1)) {
+        const int64_t c0 = k * kChannelBlock, cb = std::min(channels, c0 + kChannelBlock) - c0;
+        for (int64_t n = n0; n < n1; ++n) {
+          const RoiTaps<T>& roi = meta[n];
+          if (roi.per_bin == 0) continue;
+          // This block's output gradient of RoI n, [C, bins] -> [bins, cb].
+          const T* src = gp + (n * channels + c0) * bins;
+          for (int64_t c = 0; c < cb; ++c) {
+            for (int64_t b = 0; b < bins; ++b) go[b * cb + c] = src[c * bins + b];
+          }
+          backward_roi_cl(gbase + roi.batch * height * width * channels + c0, channels,
+                          table.data() + (roi.offset - first), roi, bins, go.data(), cb);
+        }
+      }
+    });
+    n0 = n1;
+  }
+  return to_nchw<T>(gi);
 }
 
 at::Tensor roi_align_backward_cpu(const at::Tensor& grad, const at::Tensor& rois, at::IntArrayRef input_shape,
                                   int64_t pooled_h, int64_t pooled_w, double scale, int64_t sampling_ratio,
                                   bool aligned) {
-  auto grad_input = at::zeros(input_shape, grad.options());
-  if (grad.numel() == 0) return grad_input;
+  if (grad.numel() == 0) return at::zeros(input_shape, grad.options());
   auto g = grad.contiguous();
   auto r = rois.contiguous();
+  // Channels-last under the same condition as the forward pass (the RoIs touch more values than the map holds),
+  // and while pixel indices fit 32 bits.
+  const int64_t grid = sampling_ratio > 0 ? sampling_ratio * sampling_ratio : 4;
+  const int64_t plane = input_shape[2] * input_shape[3];
+  if (input_shape[1] >= 8 && plane * input_shape[0] < (int64_t{1} << 31) &&
+      rois.size(0) * pooled_h * pooled_w * grid * 4 > 2 * plane) {
+    return grad.scalar_type() == at::kFloat
+               ? roi_align_backward_channels_last<float>(g, r, input_shape, scale, pooled_h, pooled_w, sampling_ratio,
+                                                         aligned)
+               : roi_align_backward_channels_last<double>(g, r, input_shape, scale, pooled_h, pooled_w,
+                                                          sampling_ratio, aligned);
+  }
+  auto grad_input = at::zeros(input_shape, grad.options());
   if (grad.scalar_type() == at::kFloat)
     roi_align_backward_typed<float>(g, r, grad_input, scale, pooled_h, pooled_w, sampling_ratio, aligned);
   else
@@ -526,6 +880,84 @@ at::Tensor roi_align_any(const at::Tensor& input, const at::Tensor& rois, int64_
     return roi_align_forward_cpu(input.detach(), rois.detach(), pooled_h, pooled_w, scale, sampling_ratio, aligned);
   }
   return roi_align_tensor_ops(input, rois, pooled_h, pooled_w, scale, sampling_ratio, aligned);
+}
+
+// Multi-scale RoIAlign: RoI n is pooled from features[levels[n]] at scales[levels[n]] (torchvision's
+// MultiScaleRoIAlign once the level of every RoI is known). Float32/float64 CPU maps without autograd run one fused
+// kernel: each level that enough RoIs read is transposed to channels-last once, and every RoI, whatever its level,
+// is pooled straight into its row of the output in one parallel pass. Otherwise (gradients wanted, other devices or
+// dtypes) the levels are pooled one by one with roi_align_any and scattered into the output, which autograd
+// differentiates.
+at::Tensor multi_scale_roi_align_any(const std::vector<at::Tensor>& features, const std::vector<double>& scales,
+                                     const at::Tensor& rois, const at::Tensor& levels, int64_t pooled_h,
+                                     int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
+  require(!features.empty(), "at least one feature map is needed");
+  require(scales.size() == features.size(), "one scale per feature map is needed");
+  const at::Tensor& first = features[0];
+  for (size_t l = 0; l < features.size(); ++l) {
+    const at::Tensor& f = features[l];
+    const std::string name = "features[" + std::to_string(l) + "]";
+    require(f.dim() == 4, name + " must have shape [N, C, H, W], got " + shape_str(f));
+    require(f.size(0) == first.size(0) && f.size(1) == first.size(1),
+            name + " has shape " + shape_str(f) + " but features[0] has " + shape_str(first) +
+                " (batch size and channels must agree)");
+    require(f.scalar_type() == first.scalar_type(), name + " has another dtype than features[0]");
+    require(f.device() == first.device(), name + " is on another device than features[0]");
+    require(std::isfinite(scales[l]) && scales[l] > 0, "scales[" + std::to_string(l) + "] must be positive");
+  }
+  require(rois.dim() == 2 && rois.size(1) == 5, "rois must have shape [K, 5], got " + shape_str(rois));
+  require(rois.scalar_type() == first.scalar_type(), "rois and features must have the same dtype");
+  require(rois.device() == first.device(), "rois and features must be on the same device");
+  require(levels.dim() == 1 && levels.size(0) == rois.size(0),
+          "levels must have shape [" + std::to_string(rois.size(0)) + "], got " + shape_str(levels));
+  require(levels.scalar_type() == at::kLong, "levels must be int64");
+  require(levels.device() == rois.device(), "levels and rois must be on the same device");
+  require(pooled_h > 0 && pooled_w > 0, "output size must be positive");
+  const int64_t num_rois = rois.size(0), channels = first.size(1), num_levels = static_cast<int64_t>(features.size());
+  if (num_rois > 0) {
+    auto range = at::aminmax(levels.detach());
+    require(std::get<0>(range).item<int64_t>() >= 0 && std::get<1>(range).item<int64_t>() < num_levels,
+            "levels must lie in [0, " + std::to_string(num_levels) + ")");
+  }
+
+  bool wants_grad = false;
+  for (const auto& f : features) wants_grad = wants_grad || f.requires_grad();
+  wants_grad = wants_grad && c10::GradMode::is_enabled();
+  if (wants_grad || !first.device().is_cpu() || !kernel_dtype(first)) {
+    auto out = at::zeros({num_rois, channels, pooled_h, pooled_w}, first.options());
+    for (int64_t l = 0; l < num_levels; ++l) {
+      auto idx = at::nonzero(levels == l).select(1, 0);
+      if (idx.numel() == 0) continue;
+      auto pooled = roi_align_any(features[l], rois.index_select(0, idx), pooled_h, pooled_w, scales[l],
+                                  sampling_ratio, aligned, 0);
+      out.index_put_({idx}, pooled);
+    }
+    return out;
+  }
+
+  at::NoGradGuard no_grad;
+  if (num_rois == 0) return at::zeros({0, channels, pooled_h, pooled_w}, first.options());
+  check_rois(rois, first.size(0));  // the kernel indexes memory with these values
+  auto r = rois.detach().contiguous();
+  auto lv = levels.detach().contiguous();
+  const int64_t* level_of = lv.data_ptr<int64_t>();
+  std::vector<int64_t> counts(static_cast<size_t>(num_levels), 0);
+  for (int64_t n = 0; n < num_rois; ++n) ++counts[static_cast<size_t>(level_of[n])];
+  auto output = empty_for_fill({num_rois, channels, pooled_h, pooled_w}, first.options());
+  const int64_t bins = pooled_h * pooled_w;
+  auto run = [&](auto zero) {
+    using S = decltype(zero);
+    std::vector<LevelView<S>> views;
+    for (int64_t l = 0; l < num_levels; ++l)
+      views.push_back(make_level<S>(features[l].detach(), scales[l], counts[l], bins, sampling_ratio));
+    pool_rois<S>(views, level_of, r.data_ptr<S>(), num_rois, channels, pooled_h, pooled_w, sampling_ratio, aligned,
+                 output.data_ptr<S>());
+  };
+  if (first.scalar_type() == at::kFloat)
+    run(0.0f);
+  else
+    run(0.0);
+  return output;
 }
 
 // ---- RoIPool -------------------------------------------------------------------------------------------------
@@ -683,6 +1115,19 @@ MR_API mr_tensor mr_roi_align(mr_tensor input, mr_tensor rois, int64_t pooled_h,
                               int64_t sampling_ratio, int aligned, int path) {
   return wrap([&] {
     return roi_align_any(T(input), T(rois), pooled_h, pooled_w, scale, sampling_ratio, aligned != 0, path);
+  });
+}
+
+// Multi-scale RoIAlign over `num_levels` feature maps (see multi_scale_roi_align_any); `levels` is int64 [K].
+MR_API mr_tensor mr_multi_scale_roi_align(const mr_tensor* features, const double* scales, int num_levels,
+                                          mr_tensor rois, mr_tensor levels, int64_t pooled_h, int64_t pooled_w,
+                                          int64_t sampling_ratio, int aligned) {
+  return wrap([&] {
+    require(num_levels > 0 && features != nullptr && scales != nullptr, "at least one feature map is needed");
+    std::vector<at::Tensor> maps;
+    for (int l = 0; l < num_levels; ++l) maps.push_back(T(features[l]));
+    std::vector<double> s(scales, scales + num_levels);
+    return multi_scale_roi_align_any(maps, s, T(rois), T(levels), pooled_h, pooled_w, sampling_ratio, aligned != 0);
   });
 }
 
