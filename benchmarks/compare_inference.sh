@@ -37,7 +37,7 @@ out, kinds = sys.argv[1], sys.argv[2:]
 tv = json.load(open(os.path.join(out, 'torchvision.json')))
 runs = {k: [json.load(open(os.path.join(out, f'{k}{i}.json')))['results'] for i in (1, 2, 3)] for k in kinds}
 peak = tv['peak_conv_fp32']['gflops']
-print(f"one 256->256 3x3 convolution on [1,256,200,272] channels-last (torch, 2 threads): fp32 {peak:.0f} GFLOP/s"
+print(f"one 256->256 3x3 convolution on [1,256,136,200] channels-last, output memory reused (torch, 2 threads): fp32 {peak:.0f} GFLOP/s"
       + (f", bf16 {tv['peak_conv_bf16']['gflops']:.0f} GFLOP/s" if 'gflops' in tv['peak_conv_bf16'] else ''))
 for kind in kinds:
     config = 'batchnorm' if kind == 'onnx' else kind.split('_')[0]
