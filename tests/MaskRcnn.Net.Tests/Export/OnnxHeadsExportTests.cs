@@ -60,7 +60,10 @@ public sealed class OnnxHeadsExportTests : IClassFixture<MaskRcnnParityTests.Ora
         totals.MatchRate.Should().Be(1.0, "on the same features every detection must be found");
         totals.MaxScoreDiff.Should().BeLessThan(1e-4);
         totals.MaskRate.Should().BeGreaterThanOrEqualTo(0.98);
-        totals.MaxMaskProbabilityDiff.Should().BeLessThan(1e-3, "same features: float rounding only (the fixture's mask logits are scaled ×10)");
+        // Same features: float rounding only, amplified by the fixture's ×10 mask logits. Our CPU prediction computes the
+        // up-sampling as a 1×1 convolution + pixel shuffle and the mask convolutions channels-last (InferencePathTests:
+        // ≤ 1e-5 relative to the plain layers), ONNX Runtime a ConvTranspose: the sums run in another order (measured 2.8e-3).
+        totals.MaxMaskProbabilityDiff.Should().BeLessThan(5e-3, "same features: float rounding only (the fixture's mask logits are scaled ×10)");
     }
 
     [Fact]
