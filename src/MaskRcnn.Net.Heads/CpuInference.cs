@@ -54,13 +54,6 @@ internal static class CpuInference
         return scope.MoveToOuter(up);
     }
 
-    /// <summary>
-    /// <paramref name="input"/> in channels-last memory order (a copy unless it already is): oneDNN's convolutions
-    /// then need no layout conversion on the way in or out.
-    /// </summary>
-    public static Tensor ChannelsLast(Tensor input) =>
-        input.IsContiguousIn(MemoryFormat.ChannelsLast) ? input.Alias() : input.Contiguous(MemoryFormat.ChannelsLast);
-
     /// <summary>Whether <paramref name="layer"/> is the kernel-2, stride-2 up-sampling <see cref="UpsampleBy2"/> computes.</summary>
     public static bool IsUpsampleBy2(ConvTranspose2d layer) =>
         layer.Weight.Size(2) == 2 && layer.Weight.Size(3) == 2 && layer.Stride == 2 && layer.Padding == 0 && layer.OutputPadding == 0;

@@ -64,7 +64,7 @@ public sealed class MaskRcnnHead : Module, IMaskHead
         if (CpuInference.Applies(pooled) && pooled.Dim == 4)
         {
             // Prediction on the CPU: the four convolutions run in channels-last order (faster with oneDNN).
-            using var channelsLast = CpuInference.ChannelsLast(pooled);
+            using var channelsLast = pooled.Contiguous(MemoryFormat.ChannelsLast);   // no copy when it already is
             return Convolve(channelsLast);
         }
 

@@ -195,7 +195,7 @@ public sealed class RegionProposalNetwork : Module
         using var scope = Torch.NewDisposeScope();
         var n = (int)batch.Images.Size(0);
         var head = Head.Forward(features);
-        if (head.Objectness.Concat(head.BoxDeltas).Any(t => t.DType is DType.BFloat16 or DType.Float16))
+        if (head.Objectness.Concat(head.BoxDeltas).Any(t => t.DType.IsReducedFloat()))
         {
             // Reduced-precision features (GeneralizedRcnn.Precision): proposals are decoded and filtered in float32.
             head = new RpnHeadOutput(head.Objectness.Select(t => t.To(DType.Float32)).ToList(), head.BoxDeltas.Select(t => t.To(DType.Float32)).ToList());

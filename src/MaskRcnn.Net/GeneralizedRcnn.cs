@@ -99,7 +99,7 @@ public class GeneralizedRcnn : Module
 
     /// <summary>The maps the RoI poolers read, in float32 (pooling and everything after it run in float32; the heads convert the pooled features).</summary>
     private IReadOnlyList<Tensor> PoolerFeatures(FeatureMaps features) =>
-        poolerFeatureNames.Select(n => features[n].DType is DType.BFloat16 or DType.Float16 ? features[n].To(DType.Float32) : features[n]).ToArray();
+        poolerFeatureNames.Select(n => features[n].DType.IsReducedFloat() ? features[n].To(DType.Float32) : features[n]).ToArray();
 
     /// <summary>
     /// Training forward pass on float [3, H, W] images in [0, 1] (on the model's device) with their targets: returns

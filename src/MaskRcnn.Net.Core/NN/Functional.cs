@@ -35,7 +35,7 @@ public static class Functional
 {
     /// <summary>A copy of <paramref name="parameter"/> in <paramref name="input"/>'s reduced-precision type, or null when none is needed.</summary>
     private static Tensor? Follow(Tensor input, Tensor? parameter) =>
-        parameter is not null && input.DType is DType.BFloat16 or DType.Float16 && parameter.DType != input.DType && parameter.DType.IsFloatingPoint()
+        parameter is not null && input.DType.IsReducedFloat() && parameter.DType != input.DType && parameter.DType.IsFloatingPoint()
             ? parameter.To(input.DType)
             : null;
 

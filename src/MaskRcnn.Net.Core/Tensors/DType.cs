@@ -51,6 +51,9 @@ public static class DTypeInfo
     public static bool IsFloatingPoint(this DType dtype) =>
         dtype is DType.Float16 or DType.Float32 or DType.Float64 or DType.BFloat16;
 
+    /// <summary>True for the 16-bit floating-point types (bfloat16, float16) reduced-precision prediction computes in.</summary>
+    public static bool IsReducedFloat(this DType dtype) => dtype is DType.BFloat16 or DType.Float16;
+
     /// <summary>The dtype that holds elements of the .NET type <typeparamref name="T"/>.</summary>
     public static DType Of<T>() where T : unmanaged
     {
