@@ -12,8 +12,13 @@ namespace MaskRcnn.Net.Training;
 /// </summary>
 /// <remarks>
 /// <para>Determinism: the order of an epoch and every augmentation decision depend only on
-/// <see cref="DataLoaderOptions.Seed"/>, the epoch number and the image's position in the epoch — not on timing or
-/// prefetching.</para>
+/// <see cref="DataLoaderOptions.Seed"/>, the epoch number and the image's position in the epoch's global order — not
+/// on timing, prefetching or (with a <see cref="DataLoaderOptions.Sampler"/>) the world size.</para>
+/// <para>Data-parallel training: with <see cref="DataLoaderOptions.Sampler"/> set, the loader yields only this rank's
+/// share of every epoch (see <see cref="DistributedSampler"/>), in consecutive batches of
+/// <see cref="DataLoaderOptions.BatchSize"/>. An image's augmentation is seeded by its position in the padded global
+/// order, so ranks draw different augmentation and a given global position gets the same augmentation whatever the
+/// world size.</para>
 /// <para>Errors while loading (an undecodable image: <see cref="Core.Imaging.ImageDecodeException"/> naming the file)
 /// reach the consumer at the batch that failed, after the batches before it. Cancelling the token or abandoning the
 /// enumeration stops the background task promptly and disposes the batches it had loaded ahead.</para>
@@ -30,6 +35,7 @@ public sealed class DataLoader : ITrainingBatchSource
         options ??= new DataLoaderOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.BatchSize, 1, nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(options.Prefetch, nameof(options));
+        options.Sampler?.Validate();
         Dataset = dataset;
         Options = options;
     }
@@ -40,13 +46,43 @@ public sealed class DataLoader : ITrainingBatchSource
     /// <summary>The options.</summary>
     public DataLoaderOptions Options { get; }
 
-    /// <summary>Number of batches per epoch.</summary>
-    public int BatchCount => Options.DropLast
-        ? Dataset.Count / Options.BatchSize
-        : (Dataset.Count + Options.BatchSize - 1) / Options.BatchSize;
+    /// <summary>
+    /// Number of batches per epoch (of this rank's share when <see cref="DataLoaderOptions.Sampler"/> is set;
+    /// <see cref="DataLoaderOptions.DropLast"/> drops that share's last partial batch).
+    /// </summary>
+    public int BatchCount
+    {
+        get
+        {
+            var count = Options.Sampler?.SamplesPerRank(Dataset.Count) ?? Dataset.Count;
+            return Options.DropLast ? count / Options.BatchSize : (count + Options.BatchSize - 1) / Options.BatchSize;
+        }
+    }
 
-    /// <summary>The dataset indices in the order epoch <paramref name="epoch"/> visits them (all of them, even with <see cref="DataLoaderOptions.DropLast"/>).</summary>
-    public IReadOnlyList<int> GetOrder(int epoch)
+    /// <summary>
+    /// The dataset indices in the order epoch <paramref name="epoch"/> visits them (all of them, even with
+    /// <see cref="DataLoaderOptions.DropLast"/>). With <see cref="DataLoaderOptions.Sampler"/> set, this rank's share:
+    /// <c>order[p % n]</c> for each of its <see cref="DistributedSampler.GlobalPositions"/> <c>p</c>, where
+    /// <c>order</c> is the unsharded order (the same on every rank); the sampler's own
+    /// <see cref="DistributedSampler.DropLast"/> does shorten it.
+    /// </summary>
+    public IReadOnlyList<int> GetOrder(int epoch) => Shard(epoch).Indices;
+
+    /// <summary>This rank's dataset indices for an epoch and their positions in the padded global order.</summary>
+    private (int[] Indices, int[] Positions) Shard(int epoch)
+    {
+        var order = GlobalOrder(epoch);
+        if (Options.Sampler is not { } sampler)
+        {
+            return (order, Enumerable.Range(0, order.Length).ToArray());
+        }
+
+        var positions = sampler.GlobalPositions(order.Length).ToArray();
+        return (positions.Select(p => order[p % order.Length]).ToArray(), positions);
+    }
+
+    /// <summary>Every dataset index in the (seeded, possibly shuffled) order of an epoch, identical on all ranks.</summary>
+    private int[] GlobalOrder(int epoch)
     {
         var order = Enumerable.Range(0, Dataset.Count).ToArray();
         if (Options.Shuffle)
@@ -169,26 +205,28 @@ public sealed class DataLoader : ITrainingBatchSource
     public TrainingBatch LoadBatch(IReadOnlyList<int> indices, int epoch = 0)
     {
         ArgumentNullException.ThrowIfNull(indices);
-        return LoadBatch(epoch, 0, new BatchPlan(0, indices.ToArray()), CancellationToken.None);
+        var array = indices.ToArray();
+        return LoadBatch(epoch, 0, new BatchPlan(array, Enumerable.Range(0, array.Length).ToArray()), CancellationToken.None);
     }
 
     // ---- internals ---------------------------------------------------------------------------------------------
 
-    private readonly record struct BatchPlan(int FirstPosition, int[] Indices);
+    /// <summary>One batch: its dataset indices and their positions in the epoch's padded global order (the augmentation's seeds).</summary>
+    private readonly record struct BatchPlan(int[] Indices, int[] Positions);
 
     private List<BatchPlan> Plan(int epoch)
     {
-        var order = GetOrder(epoch);
+        var (order, positions) = Shard(epoch);
         var plan = new List<BatchPlan>();
-        for (var start = 0; start < order.Count; start += Options.BatchSize)
+        for (var start = 0; start < order.Length; start += Options.BatchSize)
         {
-            var n = Math.Min(Options.BatchSize, order.Count - start);
+            var n = Math.Min(Options.BatchSize, order.Length - start);
             if (n < Options.BatchSize && Options.DropLast)
             {
                 break;
             }
 
-            plan.Add(new BatchPlan(start, order.Skip(start).Take(n).ToArray()));
+            plan.Add(new BatchPlan(order[start..(start + n)], positions[start..(start + n)]));
         }
 
         return plan;
@@ -261,7 +299,7 @@ public sealed class DataLoader : ITrainingBatchSource
             for (var k = 0; k < n; k++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var (image, target, id) = LoadExample(plan.Indices[k], DeriveSeed(Options.Seed, epoch, plan.FirstPosition + k));
+                var (image, target, id) = LoadExample(plan.Indices[k], DeriveSeed(Options.Seed, epoch, plan.Positions[k]));
                 images.Add(image);
                 targets.Add(target);
                 ids[k] = id;

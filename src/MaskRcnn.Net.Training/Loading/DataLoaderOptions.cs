@@ -22,4 +22,20 @@ public sealed record DataLoaderOptions(int BatchSize = 2, bool Shuffle = true, i
     /// When false, <see cref="Core.Structures.DetectionTarget.Masks"/> is null (box-only training).
     /// </summary>
     public bool IncludeMasks { get; init; } = true;
+
+    /// <summary>
+    /// The share of every epoch this process loads in data-parallel training (torch's <c>DistributedSampler</c>
+    /// semantics: the seeded global order, padded to a multiple of the world size, strided by rank), or null for the
+    /// whole dataset (default). Every rank must use the same <see cref="Seed"/> and <see cref="Shuffle"/>. Setting
+    /// it validates it (<see cref="DistributedSampler.Validate"/>).
+    /// </summary>
+    public DistributedSampler? Sampler
+    {
+        get;
+        init
+        {
+            value?.Validate();
+            field = value;
+        }
+    }
 }
