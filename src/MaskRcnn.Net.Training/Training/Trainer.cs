@@ -1,4 +1,5 @@
 using MaskRcnn.Net.Core;
+using MaskRcnn.Net.Core.Distributed;
 using MaskRcnn.Net.Core.NN;
 using MaskRcnn.Net.Core.Optim;
 using MaskRcnn.Net.Core.Structures;
@@ -15,9 +16,16 @@ namespace MaskRcnn.Net.Training;
 /// checkpoint first).
 /// </summary>
 /// <remarks>
-/// Deterministic on CPU for a given seed: batches come from an <see cref="ITrainingBatchSource"/> that is
+/// <para>Data-parallel across processes (and machines) when <see cref="TrainerOptions.Distributed"/> is set, with torch
+/// DistributedDataParallel's semantics: rank 0's weights and buffers are broadcast at the start, gradients are
+/// averaged across ranks before every optimizer step (not after intermediate micro-batches of
+/// <see cref="TrainerOptions.GradientAccumulation"/>), stop decisions and the time budget's plan are agreed on, and
+/// only rank 0 writes checkpoints, logs, reports progress and runs <c>afterEpoch</c> (validation). Each rank loads
+/// its own shard (a <see cref="DataLoader"/> with a <see cref="DistributedSampler"/>) and draws its RoI sampling from
+/// its own random stream. BatchNorm in training mode is refused (no synchronised BatchNorm).</para>
+/// <para>Deterministic on CPU for a given seed: batches come from an <see cref="ITrainingBatchSource"/> that is
 /// reproducible per epoch, and a checkpoint carries the random generator's state, so a run interrupted and resumed
-/// produces the same weights as one that was not interrupted.
+/// produces the same weights as one that was not interrupted.</para>
 /// </remarks>
 public sealed class Trainer
 {
@@ -66,26 +74,34 @@ public sealed class Trainer
         }
 
         var module = model.Module;
+        using var dp = Options.Distributed is { } distributed ? Join(distributed, module) : null;
+        var rank0 = dp is null || dp.Rank == 0;
+        var log = rank0 ? logger : NullLogger.Instance;
         var (groups, parameterCount) = ParameterGroups(module);
         using var optimizer = CreateOptimizer(groups);
         var k = Options.GradientAccumulation;
         var stepsPerEpoch = (batches + k - 1) / k;
         var cap = (long)Options.Epochs * stepsPerEpoch;
         using var allocator = NativeAllocator.ForTraining(); // large activations reuse heap memory between steps
-        using var ownGenerator = Options.Seed is { } seed ? new RandomGenerator(seed) : null;
+        using var ownGenerator = dp is not null ? new RandomGenerator(RankSeed(Options.Seed, dp.Rank, Options.ResumeFrom))
+            : Options.Seed is { } seed ? new RandomGenerator(seed) : null;
         var generator = ownGenerator ?? RandomGenerator.Current;
         using var generatorScope = RandomGenerator.Use(generator);
-        var run = new RunState { TotalSteps = cap, BatchesPerEpoch = batches, Accumulation = k, Generator = generator };
+        var run = new RunState { TotalSteps = cap, BatchesPerEpoch = batches, Accumulation = k, Generator = generator, WorldSize = dp?.WorldSize ?? 1 };
         if (Options.ResumeFrom is { } resume)
         {
-            Resume(resume, module, optimizer, batches, run);
+            Resume(resume, module, optimizer, batches, run, dp, log);
         }
+
+        dp?.BroadcastState(module);
+        var trainable = optimizer.Groups.SelectMany(g => g.Parameters).ToList();
 
         // The learning rate of every step comes from Core.Optim's schedule over the planned steps (rebuilt when a time
         // budget re-plans them), starting at the step a resumed run continues from.
         var scheduler = new LearningRateScheduler(optimizer, Options.CreateSchedule(run.TotalSteps), run.Step);
-        logger.LogInformation("training {Params} parameters with {Optimizer}: {Batches} batches per epoch, {Accumulation} per step, up to {Epochs} epochs{Budget}",
-            parameterCount, DescribeOptimizer(), batches, k, Options.Epochs, Options.TimeBudget is { } budgetSpan ? $", time budget {budgetSpan.TotalMinutes:F1} min" : "");
+        log.LogInformation("training {Params} parameters with {Optimizer}: {Batches} batches per epoch{PerRank}, {Accumulation} per step, up to {Epochs} epochs{Budget}",
+            parameterCount, DescribeOptimizer(), batches, dp is null ? "" : $" on each of {dp.WorldSize} ranks", k, Options.Epochs,
+            Options.TimeBudget is { } budgetSpan ? $", time budget {budgetSpan.TotalMinutes:F1} min" : "");
         var summaries = new List<EpochSummary>();
         var session = new Clock(time);
         var reason = TrainingStopReason.Completed;
@@ -103,7 +119,8 @@ public sealed class Trainer
                 var seen = 0;
                 var b = run.NextBatch;
                 var iterationClock = new Clock(time);
-                foreach (var batch in source.GetBatches(epoch, b, cancellationToken))
+                // Ranks stop together at the agreed point below, so their loaders are not cancelled on their own.
+                foreach (var batch in source.GetBatches(epoch, b, dp is null ? cancellationToken : CancellationToken.None))
                 {
                     using (batch)
                     {
@@ -111,8 +128,21 @@ public sealed class Trainer
                         var groupSize = Math.Min(k, batches - groupStart);
                         if (b == groupStart)
                         {
+                            var cancelled = cancellationToken.IsCancellationRequested;
+                            var outOfTime = Options.TimeBudget is { } budget && run.Elapsed(session) >= budget;
+                            if (dp is not null)
+                            {
+                                var agreed = dp.Any(cancelled, outOfTime);
+                                if (agreed[0] && !cancelled)
+                                {
+                                    throw new OperationCanceledException("training was cancelled on another rank");
+                                }
+
+                                outOfTime = agreed[1];
+                            }
+
                             cancellationToken.ThrowIfCancellationRequested();
-                            if (Options.TimeBudget is { } budget && run.Elapsed(session) >= budget)
+                            if (outOfTime)
                             {
                                 reason = TrainingStopReason.TimeBudget;
                                 break;
@@ -122,7 +152,7 @@ public sealed class Trainer
                         }
 
                         var lr = optimizer.Groups[0].LearningRate;
-                        var (values, total) = ForwardBackward(batch, 1.0 / groupSize, run);
+                        var (values, total) = ForwardBackward(batch, 1.0 / groupSize, run, dp);
                         foreach (var (name, v) in values)
                         {
                             sums[name] = sums.GetValueOrDefault(name) + v;
@@ -132,6 +162,7 @@ public sealed class Trainer
                         seen++;
                         if (b == groupStart + groupSize - 1)
                         {
+                            dp?.AverageGradients(trainable);
                             ClipAndStep(optimizer, run);
                             run.Step++;
                             scheduler.Step();
@@ -144,10 +175,10 @@ public sealed class Trainer
                             }
                             else if (sessionSteps == CalibrationSkip + CalibrationSteps && Options.TimeBudget is { } budget)
                             {
-                                Plan(run, scheduler, budget, session, (session.Elapsed - calibrationStart) / CalibrationSteps, cap);
+                                Plan(run, scheduler, budget, session, (session.Elapsed - calibrationStart) / CalibrationSteps, cap, dp, log);
                             }
 
-                            if (Options.CheckpointEvery > 0 && run.Step % Options.CheckpointEvery == 0)
+                            if (Options.CheckpointEvery > 0 && run.Step % Options.CheckpointEvery == 0 && rank0)
                             {
                                 WriteCheckpoint(module, optimizer, run, session);
                             }
@@ -159,12 +190,16 @@ public sealed class Trainer
                         var eta = sessionSteps > 0 ? session.Elapsed / sessionSteps * Math.Max(0, run.TotalSteps - run.Step) : TimeSpan.Zero;
                         if (b % Options.LogEvery == 0 || b == batches - 1)
                         {
-                            logger.LogInformation("epoch {Epoch} iter {Iter}/{Count} step {Step}/{Total} lr {Lr:G3} loss {Loss:F4} ({Parts}) {Seconds:F2} s/it, eta {Eta}",
+                            log.LogInformation("epoch {Epoch} iter {Iter}/{Count} step {Step}/{Total} lr {Lr:G3} loss {Loss:F4} ({Parts}) {Seconds:F2} s/it, eta {Eta}",
                                 epoch + 1, b + 1, batches, run.Step, run.TotalSteps, lr, total, LossText.Format(values),
                                 iterationTime.TotalSeconds, LossText.Format(eta));
                         }
 
-                        progress?.Report(new TrainingProgress(epoch, b, batches, run.Step, run.TotalSteps, lr, values, total, iterationTime, elapsed, eta));
+                        if (rank0)
+                        {
+                            progress?.Report(new TrainingProgress(epoch, b, batches, run.Step, run.TotalSteps, lr, values, total, iterationTime, elapsed, eta));
+                        }
+
                         b++;
                         if (run.Step >= run.TotalSteps && b < batches && b % k == 0)
                         {
@@ -185,17 +220,34 @@ public sealed class Trainer
 
                 var summary = new EpochSummary(epoch, sums.ToDictionary(kv => kv.Key, kv => kv.Value / seen), totalSum / seen, epochClock.Elapsed);
                 summaries.Add(summary);
-                logger.LogInformation("epoch {Epoch} done in {Seconds:F1} s, mean loss {Loss:F4}", epoch + 1, epochClock.Elapsed.TotalSeconds, summary.MeanTotalLoss);
+                log.LogInformation("epoch {Epoch} done in {Seconds:F1} s, mean loss {Loss:F4}{Communication}", epoch + 1, epochClock.Elapsed.TotalSeconds, summary.MeanTotalLoss,
+                    dp is null ? "" : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                        $", communication {100 * dp.TakeCommunicationTime() / epochClock.Elapsed:F1} % of it"));
                 if (Options.TimeBudget is { } tb && run.Epoch > epoch && sessionSteps > 0)
                 {
                     // Re-plan with the measured rate including data loading and per-epoch work.
-                    Plan(run, scheduler, tb, session, session.Elapsed / sessionSteps, cap);
+                    Plan(run, scheduler, tb, session, session.Elapsed / sessionSteps, cap, dp, log);
                 }
 
-                WriteCheckpoint(module, optimizer, run, session);
+                if (rank0)
+                {
+                    WriteCheckpoint(module, optimizer, run, session);
+                }
+
                 module.Eval();
-                afterEpoch?.Invoke(summary);
-                if (Options.TimeBudget is { } tb2 && run.Elapsed(session) >= tb2)
+                if (rank0)
+                {
+                    afterEpoch?.Invoke(summary);
+                }
+
+                dp?.Barrier(); // the other ranks wait here while rank 0 validates
+                var budgetSpent = Options.TimeBudget is { } tb2 && run.Elapsed(session) >= tb2;
+                if (dp is not null)
+                {
+                    budgetSpent = dp.Any(budgetSpent)[0];
+                }
+
+                if (budgetSpent)
                 {
                     reason = TrainingStopReason.TimeBudget;
                 }
@@ -203,16 +255,24 @@ public sealed class Trainer
 
             if (reason == TrainingStopReason.TimeBudget)
             {
-                logger.LogInformation("time budget reached after {Steps} steps", run.Step);
+                log.LogInformation("time budget reached after {Steps} steps", run.Step);
             }
 
-            WriteCheckpoint(module, optimizer, run, session);
+            if (rank0)
+            {
+                WriteCheckpoint(module, optimizer, run, session);
+            }
+
             return new TrainingResult(summaries, run.Step, run.Elapsed(session), reason, Options.CheckpointPath);
         }
         catch (OperationCanceledException)
         {
-            WriteCheckpoint(module, optimizer, run, session);
-            logger.LogWarning("training cancelled at {Position}{Where}", TrainingCheckpoint.Describe(run.ToState(session)),
+            if (rank0)
+            {
+                WriteCheckpoint(module, optimizer, run, session);
+            }
+
+            log.LogWarning("training cancelled at {Position}{Where}", TrainingCheckpoint.Describe(run.ToState(session)),
                 Options.CheckpointPath is null ? "" : $"; resume from {Options.CheckpointPath}");
             throw;
         }
@@ -262,43 +322,85 @@ public sealed class Trainer
             $"SGD (lr {Options.LearningRate:G4}, momentum {Options.Momentum:G4}, weight decay {Options.WeightDecay:G4})"),
     };
 
-    private void Resume(string path, Module module, Optimizer optimizer, int batches, RunState run)
+    private DataParallel Join(DistributedOptions distributed, Module module)
+    {
+        DataParallel.RefuseUnsynchronisedBatchNorm(module); // before connecting: a configuration error, not a network one
+        var group = ProcessGroup.Create(distributed);
+        logger.LogInformation("rank {Rank} of {World} joined the job at {Store} ({Backend})", group.Rank, group.WorldSize, distributed.StoreAddress, distributed.Backend);
+        return new DataParallel(group, time);
+    }
+
+    /// <summary>
+    /// The seed of a rank's random stream: rank 0 uses the run's seed (so one process and rank 0 draw alike), every
+    /// other rank a different stream derived from it, its rank and the step a resumed run starts from.
+    /// </summary>
+    private static ulong RankSeed(ulong? seed, int rank, string? resumeFrom)
+    {
+        const ulong libtorchDefaultSeed = 67280421310721UL;
+        var s = seed ?? libtorchDefaultSeed;
+        if (rank == 0)
+        {
+            return s;
+        }
+
+        var step = resumeFrom is null ? 0UL : (ulong)TrainingCheckpoint.ReadState(resumeFrom).Step;
+        var z = s ^ (0x9E3779B97F4A7C15UL * (ulong)rank) ^ (0xD1B54A32D192ED03UL * (step + 1));
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    private void Resume(string path, Module module, Optimizer optimizer, int batches, RunState run, DataParallel? dp, ILogger log)
     {
         var state = TrainingCheckpoint.ReadState(path);
-        if (state.BatchesPerEpoch != batches || state.GradientAccumulation != Options.GradientAccumulation)
+        var world = dp?.WorldSize ?? 1;
+        var sameWorld = state.WorldSize == world;
+        if (!sameWorld && state.NextBatch != 0)
+        {
+            throw new InvalidOperationException(
+                $"{path} was written by {state.WorldSize} rank(s) in the middle of epoch {state.Epoch + 1} (batch {state.NextBatch}); this run has {world}: " +
+                $"resume with {state.WorldSize} rank(s), or from a checkpoint written at the end of an epoch");
+        }
+
+        if (sameWorld && (state.BatchesPerEpoch != batches || state.GradientAccumulation != Options.GradientAccumulation))
         {
             throw new InvalidOperationException(
                 $"{path} was written with {state.BatchesPerEpoch} batches per epoch and gradient accumulation {state.GradientAccumulation}; " +
                 $"this run has {batches} and {Options.GradientAccumulation}: resume with the same data, batch size and accumulation");
         }
 
-        TrainingCheckpoint.Restore(path, module, optimizer, run.Generator);
+        // Rank 0 continues the saved random stream; the other ranks keep their own (see RankSeed), so the saved state
+        // goes to a scratch generator there.
+        using var scratch = dp is null || dp.Rank == 0 ? null : new RandomGenerator(0);
+        TrainingCheckpoint.Restore(path, module, optimizer, scratch ?? run.Generator);
         run.Epoch = state.Epoch;
         run.NextBatch = state.NextBatch;
         run.Step = state.Step;
-        run.TotalSteps = state.TotalSteps;
+        run.TotalSteps = sameWorld ? state.TotalSteps
+            : Math.Min(run.TotalSteps, state.Step + (long)(Options.Epochs - state.Epoch) * ((batches + run.Accumulation - 1) / run.Accumulation));
         run.ElapsedBefore = TimeSpan.FromSeconds(state.ElapsedSeconds);
-        logger.LogInformation("resumed from {Path}: {State}", path, TrainingCheckpoint.Describe(state));
+        log.LogInformation("resumed from {Path}: {State}{World}", path, TrainingCheckpoint.Describe(state),
+            sameWorld ? "" : $"; written by {state.WorldSize} rank(s), continuing with {world} from the epoch boundary ({run.TotalSteps} steps planned)");
     }
 
-    private void Plan(RunState run, LearningRateScheduler scheduler, TimeSpan budget, Clock session, TimeSpan stepTime, long cap)
+    private void Plan(RunState run, LearningRateScheduler scheduler, TimeSpan budget, Clock session, TimeSpan stepTime, long cap, DataParallel? dp, ILogger log)
     {
-        if (stepTime <= TimeSpan.Zero)
+        var remaining = budget - run.Elapsed(session);
+        var planned = stepTime <= TimeSpan.Zero ? run.TotalSteps : Math.Clamp(run.Step + (long)Math.Floor(remaining / stepTime), run.Step, cap);
+        if (dp is not null)
         {
-            return;
+            planned = dp.FromRankZero(planned); // every rank runs rank 0's plan
         }
 
-        var remaining = budget - run.Elapsed(session);
-        var planned = Math.Clamp(run.Step + (long)Math.Floor(remaining / stepTime), run.Step, cap);
         if (planned != run.TotalSteps)
         {
-            logger.LogInformation("time budget: {Seconds:F2} s per step, planning {Steps} steps", stepTime.TotalSeconds, planned);
+            log.LogInformation("time budget: {Seconds:F2} s per step, planning {Steps} steps", stepTime.TotalSeconds, planned);
             run.TotalSteps = planned;
             scheduler.Schedule = Options.CreateSchedule(planned);
         }
     }
 
-    private (Dictionary<string, double> Values, double Total) ForwardBackward(TrainingBatch batch, double scale, RunState run)
+    private (Dictionary<string, double> Values, double Total) ForwardBackward(TrainingBatch batch, double scale, RunState run, DataParallel? dp)
     {
         using var scope = Torch.NewDisposeScope();
         var device = model.Device;
@@ -308,6 +410,15 @@ public sealed class Trainer
         var values = losses.ToDictionary(kv => kv.Key, kv => kv.Value.ItemDouble());
         var total = losses.Total();
         var totalValue = total.ItemDouble();
+        if (dp is not null)
+        {
+            // Every rank sees the mean over ranks, so a non-finite loss on any rank stops all of them alike.
+            var keys = values.Keys.Order(StringComparer.Ordinal).ToArray();
+            var mean = dp.Mean([.. keys.Select(key => values[key]), totalValue]);
+            values = keys.Select((key, i) => (key, mean[i])).ToDictionary(x => x.key, x => x.Item2);
+            totalValue = mean[^1];
+        }
+
         if (!double.IsFinite(totalValue))
         {
             throw Diverged($"loss is {totalValue} ({string.Join(", ", values.Select(kv => $"{kv.Key}={kv.Value}"))}) at step {run.Step}, epoch {batch.Epoch}, batch {batch.BatchIndex} (images {string.Join(", ", batch.ImageIds)})");
@@ -408,7 +519,10 @@ public sealed class Trainer
         /// <summary>The random stream of the run (null: libtorch's default generator).</summary>
         public RandomGenerator? Generator { get; init; }
 
+        /// <summary>The number of data-parallel ranks (1 without distribution).</summary>
+        public int WorldSize { get; init; } = 1;
+
         public TrainingState ToState(Clock session) =>
-            new(Epoch, NextBatch, Step, TotalSteps, Elapsed(session).TotalSeconds, BatchesPerEpoch, Accumulation);
+            new(Epoch, NextBatch, Step, TotalSteps, Elapsed(session).TotalSeconds, BatchesPerEpoch, Accumulation) { WorldSize = WorldSize };
     }
 }

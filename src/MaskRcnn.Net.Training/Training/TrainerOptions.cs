@@ -110,6 +110,13 @@ public sealed record TrainerOptions(
     public ulong? Seed { get; init; }
 
     /// <summary>
+    /// Train data-parallel as one rank of a job (see <see cref="Trainer"/>), or null for one process. Give each rank a
+    /// <see cref="DataLoader"/> with a <see cref="DistributedSampler"/> of the same rank and world size, and the same
+    /// options otherwise. The batch size is per rank: the effective batch is <c>WorldSize</c> times it, as in torch.
+    /// </summary>
+    public Core.Distributed.DistributedOptions? Distributed { get; init; }
+
+    /// <summary>
     /// Resume from this checkpoint (written by a previous run with the same model, data and options): weights,
     /// optimizer state, random-generator state, epoch and batch position are restored, so the run continues as if it
     /// had not been interrupted.
@@ -164,6 +171,7 @@ public sealed record TrainerOptions(
         Check(GradientAccumulation >= 1, nameof(GradientAccumulation), GradientAccumulation, ">= 1");
         Check(CheckpointEvery >= 0, nameof(CheckpointEvery), CheckpointEvery, ">= 0");
         Check(TimeBudget is null || TimeBudget > TimeSpan.Zero, nameof(TimeBudget), TimeBudget, "null or positive");
+        Distributed?.Validate();
     }
 }
 

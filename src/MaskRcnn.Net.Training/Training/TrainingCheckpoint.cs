@@ -15,7 +15,11 @@ namespace MaskRcnn.Net.Training;
 /// <param name="ElapsedSeconds">Training time spent so far.</param>
 /// <param name="BatchesPerEpoch">Batches per epoch of the run (must match on resume).</param>
 /// <param name="GradientAccumulation">Batches per optimizer step of the run (must match on resume).</param>
-public sealed record TrainingState(int Epoch, int NextBatch, long Step, long TotalSteps, double ElapsedSeconds, int BatchesPerEpoch, int GradientAccumulation);
+public sealed record TrainingState(int Epoch, int NextBatch, long Step, long TotalSteps, double ElapsedSeconds, int BatchesPerEpoch, int GradientAccumulation)
+{
+    /// <summary>The number of data-parallel ranks that wrote the checkpoint (1 for one process; checkpoints from before distributed training have none and read as 1).</summary>
+    public int WorldSize { get; init; } = 1;
+}
 
 /// <summary>
 /// A resumable training checkpoint: one safetensors file with the module's state dict under <c>model.</c>, the
