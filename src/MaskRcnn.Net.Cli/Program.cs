@@ -23,8 +23,17 @@ internal static class Program
         // Ctrl+C terminates at once.
         using var interrupt = new CancellationTokenSource();
         var stopping = InterruptMessage(args.FirstOrDefault() == "predict" && args.Contains("--video") ? "predict --video" : args.FirstOrDefault());
+        // A worker of `train --nproc-per-node` shares the terminal's process group with its launcher: Ctrl+C reaches both,
+        // and the launcher passes one SIGTERM on. The worker ignores SIGINT so that it does not count two signals.
+        var launched = Environment.GetEnvironmentVariable(DistributedLauncher.LaunchedVariable) == "1";
         void OnSignal(PosixSignalContext context)
         {
+            if (launched && context.Signal == PosixSignal.SIGINT)
+            {
+                context.Cancel = true;
+                return;
+            }
+
             if (!interrupt.IsCancellationRequested)
             {
                 context.Cancel = true;

@@ -32,6 +32,12 @@ internal sealed record TrainSettings(IDetectionDataset Train, IDetectionDataset?
     /// <summary>The options given on the command line that replaced the recipe's choice.</summary>
     public IReadOnlyList<string> Overrides { get; init; } = [];
 
+    /// <summary>This process's place in a data-parallel job (null: one process).</summary>
+    public Core.Distributed.DistributedOptions? Distributed { get; init; }
+
+    /// <summary>Whether this process logs, validates and saves (rank 0, or the only process).</summary>
+    public bool IsRankZero => Distributed is null || Distributed.Rank == 0;
+
     /// <summary>The saved model.</summary>
     public string ModelPath => Path.Combine(OutputDir, "model.safetensors");
 
@@ -98,6 +104,16 @@ internal static class TrainCommand
         {
             Description = "the saved model drops detections lying at least this fraction (0-1] inside a higher-scoring one of the same class, or 'off'" + Recipe,
         };
+        var nproc = new Option<int>("--nproc-per-node")
+        {
+            Description = "data-parallel training: start this many worker processes on this machine, the cores split between them (torchrun-style; each has --batch-size images, default the recipe's batch split over all ranks)",
+            DefaultValueFactory = _ => 1,
+        };
+        var nnodes = new Option<int>("--nnodes") { Description = "machines in the job (run the same command on each, with its --node-rank)", DefaultValueFactory = _ => 1 };
+        var nodeRank = new Option<int>("--node-rank") { Description = "this machine's index, 0 … nnodes-1 (node 0 serves the store)", DefaultValueFactory = _ => 0 };
+        var masterAddr = new Option<string>("--master-addr") { Description = "node 0's address (with --nnodes > 1)", DefaultValueFactory = _ => "127.0.0.1" };
+        var masterPort = new Option<int>("--master-port") { Description = "node 0's store port (with --nnodes > 1)", DefaultValueFactory = _ => Core.Distributed.DistributedOptions.DefaultPort };
+        var distTimeout = new Option<double?>("--dist-timeout") { Description = "seconds a rank waits for the others (rendezvous, each collective, rank 0's validation) before failing; default 600" };
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
         {
             format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr, optimizer,
@@ -105,6 +121,11 @@ internal static class TrainCommand
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
+        foreach (var option in new Option[] { nproc, nnodes, nodeRank, masterAddr, masterPort, distTimeout })
+        {
+            command.Options.Add(option);
+        }
+
         command.Validators.Add(r =>
         {
             if (r.GetValue(epochs) is not null && r.GetValue(minutes) is not null)
@@ -115,6 +136,22 @@ internal static class TrainCommand
         command.SetAction((parse, ct) =>
         {
             ct = Program.Link(ct);
+            var timeout = parse.GetValue(distTimeout) is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
+            // A worker (of our launcher, torchrun, Slurm, …) finds its rank in the environment; otherwise
+            // --nproc-per-node / --nnodes make this process the launcher.
+            var distributed = Core.Distributed.DistributedOptions.FromEnvironment();
+            if (distributed is not null && timeout is { } t1 && Environment.GetEnvironmentVariable("MASKRCNN_DIST_TIMEOUT") is null)
+            {
+                distributed = distributed with { Timeout = t1 };
+            }
+
+            if (distributed is null && (parse.GetValue(nproc) > 1 || parse.GetValue(nnodes) > 1))
+            {
+                var plan = new DistributedLauncher.Plan(parse.GetValue(nproc), parse.GetValue(nnodes), parse.GetValue(nodeRank),
+                    parse.GetValue(masterAddr)!, parse.GetValue(masterPort), timeout ?? TimeSpan.FromMinutes(10));
+                return Task.FromResult(DistributedLauncher.Run(plan, parse.GetValue(threads), parse.GetValue(output)!, ct));
+            }
+
             Program.SetThreads(parse.GetValue(threads));
             var f = parse.GetValue(format);
             var train = DatasetLoader.Load(f, parse.GetValue(trainJson)!, parse.GetValue(trainImages), parse.GetValue(defaultClass), parse.GetValue(classAttribute), parse.GetValue(badAnnotations));
@@ -193,8 +230,20 @@ internal static class TrainCommand
                     $"the pretrained backbone is a ResNet-18 with frozen batch norm; --backbone resnet{recipe.Depth} / --norm {recipe.Norm} need --pretrained none");
             }
 
+            if (distributed is { WorldSize: > 1 } && !overrides.Contains(batch.Name))
+            {
+                var perRank = Math.Max(1, recipe.BatchSize / distributed.WorldSize);
+                recipe = recipe with
+                {
+                    Choices = [.. recipe.Choices, new RecipeChoice("--batch-size", $"{perRank} per rank",
+                        $"the recipe's batch of {recipe.BatchSize} split over {distributed.WorldSize} ranks (effective batch {perRank * distributed.WorldSize})")],
+                    BatchSize = perRank,
+                };
+            }
+
             var settings = new TrainSettings(train, val, parse.GetValue(output)!, recipe, parse.GetValue(seed))
             {
+                Distributed = distributed,
                 Resume = parse.GetValue(resume),
                 CheckpointEvery = parse.GetValue(checkpointEvery),
                 Accumulation = parse.GetValue(accumulate),
@@ -295,8 +344,13 @@ internal static class TrainCommand
     public static MaskRcnnModel Run(TrainSettings s, CancellationToken ct)
     {
         Directory.CreateDirectory(s.OutputDir);
-        using var logger = new ConsoleLogger();
-        logger.AddFile(s.LogPath);
+        // Rank 0 logs (console and train.log); the other ranks print only warnings and errors.
+        using var logger = new ConsoleLogger(s.IsRankZero ? LogLevel.Information : LogLevel.Warning);
+        if (s.IsRankZero)
+        {
+            logger.AddFile(s.LogPath);
+        }
+
         // One private random stream for initialisation and training (saved in checkpoints, restored on resume), so
         // the run does not depend on anything else in the process drawing from libtorch's default generator.
         using var generator = new Core.RandomGenerator((ulong)s.Seed);
@@ -354,7 +408,10 @@ internal static class TrainCommand
                 ? new Compose(new RandomHorizontalFlip(0.5), new ColorJitter(s.ColorJitter, s.ColorJitter))
                 : new RandomHorizontalFlip(0.5);
             var r = s.Recipe;
-            var loader = new DataLoader(s.Train, new DataLoaderOptions(r.BatchSize, Shuffle: true, Seed: s.Seed, Prefetch: 2, Augmentation: augmentation));
+            var loader = new DataLoader(s.Train, new DataLoaderOptions(r.BatchSize, Shuffle: true, Seed: s.Seed, Prefetch: 2, Augmentation: augmentation)
+            {
+                Sampler = s.Distributed is { } d ? new DistributedSampler(d.Rank, d.WorldSize) : null,
+            });
             var options = r.CreateTrainerOptions() with
             {
                 WarmupIterations = Math.Min(r.WarmupSteps, loader.BatchCount * 2),
@@ -363,34 +420,41 @@ internal static class TrainCommand
                 CheckpointEvery = s.CheckpointEvery,
                 CheckpointMetadata = new Dictionary<string, string> { [MaskRcnnModel.ConfigMetadataKey] = model.Config.ToJson() },
                 ResumeFrom = resuming ? s.CheckpointPath : null,
+                Distributed = s.Distributed,
             };
             var trainer = new Trainer(model, options, logger);
-            var bar = ConsoleLogger.IsTerminal ? new ProgressBar(logger, r.TimeBudget is null ? r.Epochs : 0) : null;
+            var bar = ConsoleLogger.IsTerminal && s.IsRankZero ? new ProgressBar(logger, r.TimeBudget is null ? r.Epochs : 0) : null;
             if (bar is not null)
             {
                 logger.ConsoleMinimum = LogLevel.Warning; // iteration lines go to the log file; epoch lines are re-logged below
             }
 
             var clock = Stopwatch.StartNew();
-            chart = new TrainingChart(s.OutputDir, bar, resuming);
+            chart = s.IsRankZero ? new TrainingChart(s.OutputDir, bar, resuming) : null;
             var result = trainer.Train(loader, chart, summary =>
             {
+                // Only rank 0 runs this (the trainer's rule), so the chart exists.
                 logger.Always($"epoch {summary.Epoch + 1}: mean loss {summary.MeanTotalLoss:F4} ({summary.Duration.TotalSeconds:F0} s)");
                 if (s.Validation is not null && (summary.Epoch == r.Epochs - 1 || (summary.Epoch + 1) % s.ValidateEvery == 0))
                 {
                     var eval = ModelEvaluation.Evaluate(model, s.Validation, cancellationToken: ct);
-                    chart.ReportValidation(chart.LastStep, summary.Epoch, eval.Boxes.AP, eval.Masks?.AP);
+                    chart!.ReportValidation(chart.LastStep, summary.Epoch, eval.Boxes.AP, eval.Masks?.AP);
                     logger.Always($"epoch {summary.Epoch + 1} validation: box AP {eval.Boxes.AP:F3} AP50 {eval.Boxes.AP50:F3}, mask AP {eval.Masks?.AP ?? -1:F3} AP50 {eval.Masks?.AP50 ?? -1:F3}");
                 }
             }, ct);
             logger.ClearBar();
+            if (!s.IsRankZero)
+            {
+                return model; // rank 0 validates and saves
+            }
+
             logger.ConsoleMinimum = LogLevel.Information;
             logger.LogInformation("trained {Steps} steps in {Minutes:F1} min this session ({Total:F1} min in all, {Reason})", result.Steps, clock.Elapsed.TotalMinutes,
                 result.Elapsed.TotalMinutes, result.StopReason == TrainingStopReason.TimeBudget ? "time budget reached" : "completed");
             if (s.Validation is not null && r.TimeBudget is not null)
             {
                 var eval = ModelEvaluation.Evaluate(model, s.Validation, cancellationToken: ct);
-                chart.ReportValidation(chart.LastStep, (int)(chart.LastStep / Math.Max(1, loader.BatchCount)), eval.Boxes.AP, eval.Masks?.AP);
+                chart!.ReportValidation(chart.LastStep, (int)(chart.LastStep / Math.Max(1, loader.BatchCount)), eval.Boxes.AP, eval.Masks?.AP);
                 logger.LogInformation("validation: box AP {BoxAp:F3} AP50 {BoxAp50:F3}, mask AP {MaskAp:F3} AP50 {MaskAp50:F3}",
                     eval.Boxes.AP, eval.Boxes.AP50, eval.Masks?.AP ?? -1, eval.Masks?.AP50 ?? -1);
             }
@@ -405,7 +469,11 @@ internal static class TrainCommand
             logger.ClearBar();
             SaveChart(chart, logger);
             model.Dispose();
-            Console.Error.WriteLine($"interrupted: continue with the same command plus --resume (checkpoint {s.CheckpointPath})");
+            if (s.IsRankZero)
+            {
+                Console.Error.WriteLine($"interrupted: continue with the same command plus --resume (checkpoint {s.CheckpointPath})");
+            }
+
             throw;
         }
         catch

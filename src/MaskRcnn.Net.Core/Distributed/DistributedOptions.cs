@@ -115,7 +115,8 @@ public sealed record DistributedOptions(int WorldSize, int Rank)
     /// <summary>
     /// The options torch.distributed's launchers pass through the environment: <c>WORLD_SIZE</c>, <c>RANK</c>,
     /// <c>MASTER_ADDR</c> (default 127.0.0.1), <c>MASTER_PORT</c> (default 29500), <c>LOCAL_RANK</c>,
-    /// <c>GLOO_SOCKET_IFNAME</c> and <c>MASKRCNN_DIST_TIMEOUT</c> (seconds). Null when <c>WORLD_SIZE</c> is not set.
+    /// <c>GLOO_SOCKET_IFNAME</c>, <c>MASKRCNN_DIST_TIMEOUT</c> (seconds) and <c>MASKRCNN_STORE_FILE</c> (a file store
+    /// instead of TCP, as the single-machine launcher uses). Null when <c>WORLD_SIZE</c> is not set.
     /// </summary>
     /// <param name="environment">The variables (null: this process's environment).</param>
     /// <exception cref="ArgumentException">A variable is missing or not a number; the message names it.</exception>
@@ -138,6 +139,7 @@ public sealed record DistributedOptions(int WorldSize, int Rank)
             MasterPort = Get("MASTER_PORT") is { } port ? Int("MASTER_PORT", port) : DefaultPort,
             LocalRank = Get("LOCAL_RANK") is { } local ? Int("LOCAL_RANK", local) : 0,
             NetworkInterface = Get("GLOO_SOCKET_IFNAME"),
+            StoreFile = Get("MASKRCNN_STORE_FILE"),
         };
         if (Get("MASKRCNN_DIST_TIMEOUT") is { } timeout)
         {
