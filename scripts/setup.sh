@@ -5,7 +5,7 @@
 # for the browser test of `maskrcnn serve`'s page (driven by Playwright, which cannot download its own browser here),
 # and ffmpeg (with ffprobe) for video: MaskRcnn.Net.Video and `maskrcnn predict --video` pipe raw frames through it.
 set -euo pipefail
-pkgs=(libtorch-dev libgloo-dev libopenblas0-pthread cmake g++ make libjpeg62-turbo-dev libpng-dev python3-torchvision chromium ffmpeg)
+pkgs=(libtorch-dev libgloo-dev libopenblas0-pthread cmake g++ make iproute2 libjpeg62-turbo-dev libpng-dev python3-torchvision chromium ffmpeg)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

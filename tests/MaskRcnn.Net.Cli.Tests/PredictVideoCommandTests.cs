@@ -515,6 +515,18 @@ internal sealed class CliProcess : IAsyncDisposable
 
     public static CliProcess Start(params string[] args) => Start(new Dictionary<string, string>(), args);
 
+    /// <summary>Starts another executable (e.g. a shell that runs the CLI) with the same output handling.</summary>
+    public static CliProcess StartExecutable(string exe, params string[] args)
+    {
+        var start = new ProcessStartInfo(exe) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        return new CliProcess(Process.Start(start)!);
+    }
+
     /// <summary>Starts the CLI with extra environment variables.</summary>
     public static CliProcess Start(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
