@@ -22,4 +22,7 @@ internal static partial class DistributedNativeMethods
     [LibraryImport(Lib)] internal static partial int mr_pg_broadcast(nint group, TensorHandle tensor, int root);
     [LibraryImport(Lib)] internal static partial int mr_pg_barrier(nint group);
     [LibraryImport(Lib)] internal static partial void mr_pg_free(nint group);
+    [LibraryImport(Lib)] internal static unsafe partial nint mr_reducer_new(nint group, nint* parameters, int n, long firstBucketBytes, long bucketBytes, int findUnused);
+    [LibraryImport(Lib)] internal static unsafe partial int mr_reducer_prepare(nint reducer, nint* outputs, int n);
+    [LibraryImport(Lib)] internal static partial void mr_reducer_free(nint reducer);
 }

@@ -14,6 +14,16 @@ public enum DistributedBackend
     Nccl,
 }
 
+/// <summary>When a data-parallel trainer averages gradients across ranks.</summary>
+public enum GradientSynchronization
+{
+    /// <summary>After the backward pass: flat buckets, one all-reduce each (simple; communication does not overlap compute).</summary>
+    AfterBackward,
+
+    /// <summary>During the backward pass, bucket by bucket as gradients become ready (c10d's Reducer, as DistributedDataParallel).</summary>
+    DuringBackward,
+}
+
 /// <summary>
 /// Where a process stands in a data-parallel job and how it meets the others: <see cref="WorldSize"/> processes
 /// (ranks 0 … W−1) rendezvous through a key-value store that rank 0 serves at
@@ -55,6 +65,9 @@ public sealed record DistributedOptions(int WorldSize, int Rank)
 
     /// <summary>This process's index among the ranks on its machine (selects its GPU; informational on CPU).</summary>
     public int LocalRank { get; init; }
+
+    /// <summary>When gradients are averaged (see <see cref="GradientSynchronization"/>).</summary>
+    public GradientSynchronization GradientSync { get; init; } = GradientSynchronization.AfterBackward;
 
     /// <summary>Gloo's worker threads for collectives (default 2).</summary>
     public int CommunicationThreads { get; init; } = 2;
@@ -115,7 +128,7 @@ public sealed record DistributedOptions(int WorldSize, int Rank)
     /// <summary>
     /// The options torch.distributed's launchers pass through the environment: <c>WORLD_SIZE</c>, <c>RANK</c>,
     /// <c>MASTER_ADDR</c> (default 127.0.0.1), <c>MASTER_PORT</c> (default 29500), <c>LOCAL_RANK</c>,
-    /// <c>GLOO_SOCKET_IFNAME</c>, <c>MASKRCNN_DIST_TIMEOUT</c> (seconds) and <c>MASKRCNN_STORE_FILE</c> (a file store
+    /// <c>GLOO_SOCKET_IFNAME</c>, <c>MASKRCNN_DIST_TIMEOUT</c> (seconds), <c>MASKRCNN_GRADIENT_SYNC</c> and <c>MASKRCNN_STORE_FILE</c> (a file store
     /// instead of TCP, as the single-machine launcher uses). Null when <c>WORLD_SIZE</c> is not set.
     /// </summary>
     /// <param name="environment">The variables (null: this process's environment).</param>
@@ -141,6 +154,15 @@ public sealed record DistributedOptions(int WorldSize, int Rank)
             NetworkInterface = Get("GLOO_SOCKET_IFNAME"),
             StoreFile = Get("MASKRCNN_STORE_FILE"),
         };
+        if (Get("MASKRCNN_GRADIENT_SYNC") is { } sync)
+        {
+            options = options with
+            {
+                GradientSync = Enum.TryParse<GradientSynchronization>(sync, ignoreCase: true, out var g) && Enum.IsDefined(g) ? g
+                    : throw new ArgumentException($"environment variable MASKRCNN_GRADIENT_SYNC={sync} is not AfterBackward or DuringBackward", "MASKRCNN_GRADIENT_SYNC"),
+            };
+        }
+
         if (Get("MASKRCNN_DIST_TIMEOUT") is { } timeout)
         {
             options = options with { Timeout = TimeSpan.FromSeconds(Int("MASKRCNN_DIST_TIMEOUT", timeout)) };

@@ -125,6 +125,41 @@ public sealed class ProcessGroup : IDisposable
             return;
         }
 
+        WithHandles(tensors, p =>
+        {
+            var n = tensors.Count;
+            Run("all-reduce", h => DistributedNativeMethods.mr_pg_allreduce_coalesced(h, p, n, (int)op));
+        });
+    }
+
+    /// <summary>
+    /// c10d's <c>Reducer</c>, DistributedDataParallel's engine, over <paramref name="parameters"/> (the same list in
+    /// the same order on every rank): autograd hooks all-reduce their gradients in buckets while backward still runs
+    /// and leave the averages over ranks in <see cref="Tensor.Grad"/> when it ends. Only backward passes armed with
+    /// <see cref="GradientReducer.Prepare"/> are reduced.
+    /// </summary>
+    /// <param name="parameters">Leaf tensors that require gradients.</param>
+    /// <param name="firstBucketBytes">Size of the first bucket (torch: 1 MiB), so that communication starts early.</param>
+    /// <param name="bucketBytes">Size of the other buckets (torch: 25 MiB).</param>
+    public unsafe GradientReducer CreateReducer(IReadOnlyList<Tensor> parameters, long firstBucketBytes = 1L << 20, long bucketBytes = 25L << 20)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentOutOfRangeException.ThrowIfLessThan(parameters.Count, 1);
+        nint r = 0;
+        WithHandles(parameters, p =>
+        {
+            var n = parameters.Count;
+            Run("reducer setup", h => (r = DistributedNativeMethods.mr_reducer_new(h, p, n, firstBucketBytes, bucketBytes, findUnused: 1)) == 0 ? -1 : 0);
+        });
+        return new GradientReducer(this, r);
+    }
+
+    /// <summary>Code that gets the raw handles of tensors.</summary>
+    internal unsafe delegate void HandlesBody(nint* handles);
+
+    /// <summary>Runs <paramref name="body"/> with the raw handles of <paramref name="tensors"/> pinned.</summary>
+    internal static unsafe void WithHandles(IReadOnlyList<Tensor> tensors, HandlesBody body)
+    {
         var handles = new nint[tensors.Count];
         var refs = new bool[tensors.Count];
         try
@@ -138,8 +173,7 @@ public sealed class ProcessGroup : IDisposable
 
             fixed (nint* p = handles)
             {
-                var ptr = p;
-                Run("all-reduce", h => DistributedNativeMethods.mr_pg_allreduce_coalesced(h, ptr, handles.Length, (int)op));
+                body(p);
             }
         }
         finally
@@ -153,6 +187,11 @@ public sealed class ProcessGroup : IDisposable
             }
         }
     }
+
+    /// <summary>Turns a failed native call into a <see cref="DistributedException"/> naming this rank and the store.</summary>
+    internal void Check(bool failed, string operation) =>
+        Fail(failed, Options, operation,
+            $"rank {Rank} of {WorldSize}: {operation} failed (a peer disconnected, or did not take part within {Describe(Options.Timeout)}; store {Options.StoreAddress})");
 
     /// <summary>Copies <paramref name="tensor"/> of rank <paramref name="root"/> into the same tensor of every other rank.</summary>
     /// <exception cref="DistributedException">A peer is gone or did not take part within the timeout.</exception>
@@ -217,8 +256,7 @@ public sealed class ProcessGroup : IDisposable
         group.DangerousAddRef(ref added);
         try
         {
-            Fail(call(group.DangerousGetHandle()) < 0, Options, operation,
-                $"rank {Rank} of {WorldSize}: {operation} failed (a peer disconnected, or did not take part within {Describe(Options.Timeout)}; store {Options.StoreAddress})");
+            Check(call(group.DangerousGetHandle()) < 0, operation);
         }
         finally
         {

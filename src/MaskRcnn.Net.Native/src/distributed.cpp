@@ -4,6 +4,7 @@
 // Built without c10d (a libtorch without distributed support, or without Gloo's headers) every function reports that.
 #include "mr_common.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -12,6 +13,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
 #if MR_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -189,6 +191,42 @@ MR_API int mr_pg_barrier(void* h) {
 MR_API void mr_pg_free(void* h) {
   guard([&] { delete static_cast<GroupPtr*>(h); return 0; }, 0);
 }
+
+// c10d's Reducer (DistributedDataParallel's engine) over `params` (in the model's order): autograd hooks on the
+// parameters all-reduce gradients in buckets (the first `first_bucket_bytes`, then `bucket_bytes` each, filled in
+// reverse parameter order, as gradients become ready) while backward still runs, and write the averages into .grad
+// when it ends. Only backward passes preceded by mr_reducer_prepare are reduced (gradient accumulation skips it).
+MR_API void* mr_reducer_new(void* pg, const mr_tensor* params, int n, int64_t first_bucket_bytes, int64_t bucket_bytes,
+                            int find_unused) {
+  return guard([&]() -> void* {
+    std::vector<at::Tensor> ps;
+    ps.reserve(n);
+    for (int i = 0; i < n; ++i) ps.push_back(T(params[i]));
+    std::vector<size_t> limits{static_cast<size_t>(first_bucket_bytes), static_cast<size_t>(bucket_bytes)};
+    auto assignment = c10d::compute_bucket_assignment_by_size(ps, limits, std::vector<bool>(ps.size(), false));
+    auto buckets = std::get<0>(assignment);
+    auto sizes = std::get<1>(assignment);
+    std::reverse(buckets.begin(), buckets.end());
+    std::reverse(sizes.begin(), sizes.end());
+    return new c10d::Reducer(ps, buckets, sizes, G(pg), std::vector<bool>(ps.size(), false), bucket_bytes,
+                             find_unused != 0, /*gradient_as_bucket_view=*/false, {}, first_bucket_bytes);
+  }, static_cast<void*>(nullptr));
+}
+
+// Arms the hooks for the next backward pass from `outputs` (the loss; with find_unused, the graph is searched from
+// it for parameters that get no gradient this time).
+MR_API int mr_reducer_prepare(void* r, const mr_tensor* outputs, int n) {
+  return run([&] {
+    if (r == nullptr) throw std::invalid_argument("reducer handle is null (disposed?)");
+    std::vector<at::Tensor> outs;
+    for (int i = 0; i < n; ++i) outs.push_back(T(outputs[i]));
+    static_cast<c10d::Reducer*>(r)->prepare_for_backward(outs);
+  });
+}
+
+MR_API void mr_reducer_free(void* r) {
+  guard([&] { delete static_cast<c10d::Reducer*>(r); return 0; }, 0);
+}
 #else
 namespace {
 [[noreturn]] void unavailable() {
@@ -213,4 +251,7 @@ MR_API int mr_pg_allreduce_coalesced(void*, const mr_tensor*, int, int) { return
 MR_API int mr_pg_broadcast(void*, mr_tensor, int) { return run([] { unavailable(); }); }
 MR_API int mr_pg_barrier(void*) { return run([] { unavailable(); }); }
 MR_API void mr_pg_free(void*) {}
+MR_API void* mr_reducer_new(void*, const mr_tensor*, int, int64_t, int64_t, int) { return guard([]() -> void* { unavailable(); }, static_cast<void*>(nullptr)); }
+MR_API int mr_reducer_prepare(void*, const mr_tensor*, int) { return run([] { unavailable(); }); }
+MR_API void mr_reducer_free(void*) {}
 #endif

@@ -22,6 +22,22 @@ internal sealed class DataParallel(ProcessGroup group, TimeProvider time) : IDis
 
     public int WorldSize => Group.WorldSize;
 
+    private GradientReducer? reducer;
+
+    /// <summary>Whether gradients are averaged during backward (c10d's Reducer) instead of by <see cref="AverageGradients"/>.</summary>
+    public bool ReducesDuringBackward => reducer is not null;
+
+    /// <summary>Switches to averaging during backward over <paramref name="parameters"/>.</summary>
+    public void ReduceDuringBackward(IReadOnlyList<Tensor> parameters) => reducer = Group.CreateReducer(parameters);
+
+    /// <summary>Arms the reduction of the coming backward pass (the last micro-batch of a step).</summary>
+    public void PrepareBackward(Tensor loss) => reducer?.Prepare(loss);
+
+    /// <summary>A failure of the backward pass while the reducer communicates, as the typed error of a lost peer.</summary>
+    public Exception BackwardFailed(TorchException e) => e is DistributedException ? e
+        : new DistributedException($"rank {Rank} of {WorldSize}: the gradient all-reduce during backward failed (a peer disconnected, or did not take part within " +
+            $"{Group.Options.Timeout.TotalSeconds:0} s; store {Group.Options.StoreAddress}): {e.Message.Split('\n', 2)[0]}", Rank, "all-reduce", e);
+
     /// <summary>Wall time spent in collectives since the last <see cref="TakeCommunicationTime"/>.</summary>
     private TimeSpan communication;
 
@@ -134,7 +150,11 @@ internal sealed class DataParallel(ProcessGroup group, TimeProvider time) : IDis
 
     public void Barrier() => Timed(Group.Barrier);
 
-    public void Dispose() => Group.Dispose();
+    public void Dispose()
+    {
+        reducer?.Dispose();
+        Group.Dispose();
+    }
 
     private void Timed(Action action)
     {

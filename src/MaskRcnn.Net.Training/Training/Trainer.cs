@@ -95,6 +95,10 @@ public sealed class Trainer
 
         dp?.BroadcastState(module);
         var trainable = optimizer.Groups.SelectMany(g => g.Parameters).ToList();
+        if (dp is not null && Options.Distributed!.GradientSync == GradientSynchronization.DuringBackward)
+        {
+            dp.ReduceDuringBackward(trainable);
+        }
 
         // The learning rate of every step comes from Core.Optim's schedule over the planned steps (rebuilt when a time
         // budget re-plans them), starting at the step a resumed run continues from.
@@ -152,7 +156,7 @@ public sealed class Trainer
                         }
 
                         var lr = optimizer.Groups[0].LearningRate;
-                        var (values, total) = ForwardBackward(batch, 1.0 / groupSize, run, dp);
+                        var (values, total) = ForwardBackward(batch, 1.0 / groupSize, run, dp, sync: b == groupStart + groupSize - 1);
                         foreach (var (name, v) in values)
                         {
                             sums[name] = sums.GetValueOrDefault(name) + v;
@@ -162,7 +166,11 @@ public sealed class Trainer
                         seen++;
                         if (b == groupStart + groupSize - 1)
                         {
-                            dp?.AverageGradients(trainable);
+                            if (dp is { ReducesDuringBackward: false })
+                            {
+                                dp.AverageGradients(trainable);
+                            }
+
                             ClipAndStep(optimizer, run);
                             run.Step++;
                             scheduler.Step();
@@ -400,7 +408,7 @@ public sealed class Trainer
         }
     }
 
-    private (Dictionary<string, double> Values, double Total) ForwardBackward(TrainingBatch batch, double scale, RunState run, DataParallel? dp)
+    private (Dictionary<string, double> Values, double Total) ForwardBackward(TrainingBatch batch, double scale, RunState run, DataParallel? dp, bool sync)
     {
         using var scope = Torch.NewDisposeScope();
         var device = model.Device;
@@ -424,7 +432,28 @@ public sealed class Trainer
             throw Diverged($"loss is {totalValue} ({string.Join(", ", values.Select(kv => $"{kv.Key}={kv.Value}"))}) at step {run.Step}, epoch {batch.Epoch}, batch {batch.BatchIndex} (images {string.Join(", ", batch.ImageIds)})");
         }
 
-        (scale == 1 ? total : total * scale).Backward();
+        var scaled = scale == 1 ? total : total * scale;
+        if (dp is null)
+        {
+            scaled.Backward();
+        }
+        else
+        {
+            if (sync)
+            {
+                dp.PrepareBackward(scaled);
+            }
+
+            try
+            {
+                scaled.Backward();
+            }
+            catch (TorchException e)
+            {
+                throw dp.BackwardFailed(e);
+            }
+        }
+
         return (values, totalValue);
     }
 

@@ -26,8 +26,8 @@ public sealed class DistributedTrainerTests : IDisposable
 
     private static TrainerOptions Base(int epochs) => new(Epochs: epochs, LearningRate: 0.05, WarmupIterations: 2, GradientClipNorm: 5.0);
 
-    private DistributedOptions Rank(int rank, int world, string store) =>
-        new(world, rank) { StoreFile = Path.Combine(dir, store), Timeout = TimeSpan.FromSeconds(60) };
+    private DistributedOptions Rank(int rank, int world, string store, GradientSynchronization sync = GradientSynchronization.AfterBackward) =>
+        new(world, rank) { StoreFile = Path.Combine(dir, store), Timeout = TimeSpan.FromSeconds(60), GradientSync = sync };
 
     private static double[] Weights(AffineCountRegressor m) => [.. m.Weight, m.Bias];
 
@@ -62,14 +62,16 @@ public sealed class DistributedTrainerTests : IDisposable
         }
     }
 
-    [Fact]
-    public void Two_ranks_of_batch_two_end_with_the_weights_of_one_process_of_batch_four()
+    [Theory]
+    [InlineData(GradientSynchronization.AfterBackward)]
+    [InlineData(GradientSynchronization.DuringBackward)]
+    public void Two_ranks_of_batch_two_end_with_the_weights_of_one_process_of_batch_four(GradientSynchronization sync)
     {
         var expected = OneProcess(epochs: 4);
         expected.Should().NotEqual(new double[4], "the baseline trains");
 
         // Rank 1 starts from other weights: rank 0's broadcast must overwrite them.
-        var ranks = TrainRanks(2, 2, r => Base(4) with { Distributed = Rank(r, 2, "equal") },
+        var ranks = TrainRanks(2, 2, r => Base(4) with { Distributed = Rank(r, 2, $"equal-{sync}", sync) },
             (m, r) => { if (r == 1) { using var _ = Torch.NoGrad(); foreach (var (_, p) in m.NamedParameters()) { p.FillInPlace(3.0); } } });
         foreach (var (weights, result) in ranks)
         {
@@ -80,11 +82,13 @@ public sealed class DistributedTrainerTests : IDisposable
         ranks[0].Weights.Should().Equal(ranks[1].Weights, "the ranks apply the same averaged gradient");
     }
 
-    [Fact]
-    public void Accumulating_two_micro_batches_per_rank_is_the_same_step()
+    [Theory]
+    [InlineData(GradientSynchronization.AfterBackward)]
+    [InlineData(GradientSynchronization.DuringBackward)]
+    public void Accumulating_two_micro_batches_per_rank_is_the_same_step(GradientSynchronization sync)
     {
         var expected = OneProcess(epochs: 3);
-        var ranks = TrainRanks(2, 1, r => Base(3) with { GradientAccumulation = 2, Distributed = Rank(r, 2, "accumulate") });
+        var ranks = TrainRanks(2, 1, r => Base(3) with { GradientAccumulation = 2, Distributed = Rank(r, 2, $"accumulate-{sync}", sync) });
         foreach (var (weights, _) in ranks)
         {
             ShouldMatch(weights, expected, "weights");
