@@ -79,6 +79,11 @@ internal static class Program
     public static CancellationToken Link(CancellationToken token) =>
         token.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(token, interrupted).Token : interrupted;
 
-    /// <summary>Sets libtorch's thread count (default: every core; libtorch alone may start with one).</summary>
-    public static void SetThreads(int? threads) => Core.Torch.NumThreads = Math.Max(1, threads ?? Environment.ProcessorCount);
+    /// <summary>
+    /// Sets libtorch's thread count: <paramref name="threads"/>, else <c>OMP_NUM_THREADS</c> (what torchrun gives each
+    /// worker), else every core (libtorch alone may start with one).
+    /// </summary>
+    public static void SetThreads(int? threads) =>
+        Core.Torch.NumThreads = Math.Max(1, threads ?? (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), System.Globalization.NumberStyles.Integer,
+            System.Globalization.CultureInfo.InvariantCulture, out var omp) && omp > 0 ? omp : Environment.ProcessorCount));
 }

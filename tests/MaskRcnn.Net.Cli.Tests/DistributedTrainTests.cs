@@ -126,11 +126,7 @@ public sealed class DistributedTrainTests : IDisposable
     {
         // Both ranks in a fresh network namespace (only loopback, brought up here): c10d's TCP store listens on every
         // interface, and in there every interface is loopback. MASTER_ADDR/MASTER_PORT are left to their defaults.
-        using (var probe = System.Diagnostics.Process.Start("unshare", ["-n", "true"]))
-        {
-            probe.WaitForExit();
-            probe.ExitCode.Should().Be(0, "the TCP test runs in a private network namespace (unshare -n): run the tests as root or with CAP_SYS_ADMIN");
-        }
+        RequireNetworkNamespace();
 
         var outDir = Path.Combine(dir, "tcp");
         var cli = Path.Combine(AppContext.BaseDirectory, "maskrcnn.dll");
@@ -143,6 +139,45 @@ public sealed class DistributedTrainTests : IDisposable
         File.ReadAllText(Path.Combine(dir, "rank1.code")).Trim().Should().Be("0", File.ReadAllText(Path.Combine(dir, "rank1.log")));
         File.ReadAllText(Path.Combine(outDir, "train.log")).Should().Contain("rank 0 of 2 joined the job at 127.0.0.1:29500 (Gloo)");
         File.Exists(Path.Combine(outDir, "model.safetensors")).Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task Workers_join_a_store_served_by_a_torchrun_style_agent()
+    {
+        // torchrun's contract with its workers: its agent serves the TCP store on MASTER_PORT (python3-torch's own
+        // TCPStore here) and says so with TORCHELASTIC_USE_AGENT_STORE=True, so rank 0 must connect instead of serving;
+        // each worker gets OMP_NUM_THREADS=1. (Debian's torchrun 1.13 itself stops on Python 3.11 before starting any
+        // worker — AttributeError in torch/distributed/elastic/multiprocessing/api.py to_map — so the agent's part is
+        // played by this script.) In a private network namespace, as above.
+        RequireNetworkNamespace();
+        var outDir = Path.Combine(dir, "agent");
+        var agent = Path.Combine(dir, "agent.py");
+        File.WriteAllText(agent, """
+            import os, subprocess, sys
+            from datetime import timedelta
+            import torch.distributed as dist
+            store = dist.TCPStore("127.0.0.1", 29511, 2, True, timedelta(seconds=60), wait_for_workers=False)
+            workers = []
+            for rank in range(2):
+                env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511",
+                           TORCHELASTIC_USE_AGENT_STORE="True", TORCHELASTIC_RESTART_COUNT="0", OMP_NUM_THREADS="1", MASKRCNN_DIST_TIMEOUT="60")
+                workers.append(subprocess.Popen(sys.argv[1:], env=env))
+            sys.exit(max(w.wait(timeout=600) for w in workers))
+            """);
+        var cli = Path.Combine(AppContext.BaseDirectory, "maskrcnn.dll");
+        var quoted = string.Join(' ', Args(outDir, 1, 1).Select(a => $"'{a}'"));
+        await using var run = CliProcess.StartExecutable("unshare", "-n", "sh", "-c", $"ip link set lo up && /usr/bin/python3 '{agent}' dotnet '{cli}' {quoted}");
+        (await run.WaitForExitAsync()).Should().Be(0, run.Log);
+        var log = File.ReadAllText(Path.Combine(outDir, "train.log"));
+        log.Should().Contain("rank 0 of 2 joined the job at 127.0.0.1:29511 (Gloo)").And.Contain("on each of 2 ranks");
+        File.Exists(Path.Combine(outDir, "model.safetensors")).Should().BeTrue();
+    }
+
+    private static void RequireNetworkNamespace()
+    {
+        using var probe = System.Diagnostics.Process.Start("unshare", ["-n", "true"]);
+        probe.WaitForExit();
+        probe.ExitCode.Should().Be(0, "TCP tests run in a private network namespace (unshare -n; c10d's TCP store listens on every interface): run the tests as root or with CAP_SYS_ADMIN");
     }
 
     [Fact]

@@ -63,6 +63,15 @@ public sealed record DistributedOptions(int WorldSize, int Rank)
     /// </summary>
     public string? NetworkInterface { get; init; }
 
+    /// <summary>
+    /// The store at <see cref="MasterAddress"/>:<see cref="MasterPort"/> is served by a launcher (torchrun's agent:
+    /// <c>TORCHELASTIC_USE_AGENT_STORE=True</c>), so rank 0 connects to it instead of serving it.
+    /// </summary>
+    public bool StoreServedByLauncher { get; init; }
+
+    /// <summary>Distinguishes the keys of a restarted job in a store that outlives it (torchrun's restart count).</summary>
+    public int RestartCount { get; init; }
+
     /// <summary>This process's index among the ranks on its machine (selects its GPU; informational on CPU).</summary>
     public int LocalRank { get; init; }
 
@@ -128,7 +137,8 @@ public sealed record DistributedOptions(int WorldSize, int Rank)
     /// <summary>
     /// The options torch.distributed's launchers pass through the environment: <c>WORLD_SIZE</c>, <c>RANK</c>,
     /// <c>MASTER_ADDR</c> (default 127.0.0.1), <c>MASTER_PORT</c> (default 29500), <c>LOCAL_RANK</c>,
-    /// <c>GLOO_SOCKET_IFNAME</c>, <c>MASKRCNN_DIST_TIMEOUT</c> (seconds), <c>MASKRCNN_GRADIENT_SYNC</c> and <c>MASKRCNN_STORE_FILE</c> (a file store
+    /// <c>GLOO_SOCKET_IFNAME</c>, torchrun's <c>TORCHELASTIC_USE_AGENT_STORE</c> and <c>TORCHELASTIC_RESTART_COUNT</c>,
+    /// <c>MASKRCNN_DIST_TIMEOUT</c> (seconds), <c>MASKRCNN_GRADIENT_SYNC</c> and <c>MASKRCNN_STORE_FILE</c> (a file store
     /// instead of TCP, as the single-machine launcher uses). Null when <c>WORLD_SIZE</c> is not set.
     /// </summary>
     /// <param name="environment">The variables (null: this process's environment).</param>
@@ -153,6 +163,8 @@ public sealed record DistributedOptions(int WorldSize, int Rank)
             LocalRank = Get("LOCAL_RANK") is { } local ? Int("LOCAL_RANK", local) : 0,
             NetworkInterface = Get("GLOO_SOCKET_IFNAME"),
             StoreFile = Get("MASKRCNN_STORE_FILE"),
+            StoreServedByLauncher = string.Equals(Get("TORCHELASTIC_USE_AGENT_STORE"), "True", StringComparison.OrdinalIgnoreCase),
+            RestartCount = Get("TORCHELASTIC_RESTART_COUNT") is { } restarts ? Int("TORCHELASTIC_RESTART_COUNT", restarts) : 0,
         };
         if (Get("MASKRCNN_GRADIENT_SYNC") is { } sync)
         {

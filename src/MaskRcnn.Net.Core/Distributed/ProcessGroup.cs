@@ -78,7 +78,7 @@ public sealed class ProcessGroup : IDisposable
         }
         else
         {
-            var server = options.Rank == 0;
+            var server = options.Rank == 0 && !options.StoreServedByLauncher;
             s = DistributedNativeMethods.mr_store_tcp(options.MasterAddress, options.MasterPort, server ? 1 : 0, options.WorldSize, timeoutMs);
             Fail(s == 0, options, "store", server
                 ? $"{who} could not serve the store on port {options.MasterPort} (is the port in use, e.g. by another job?)"
@@ -86,14 +86,15 @@ public sealed class ProcessGroup : IDisposable
         }
 
         var storeHandle = new StoreHandle(s);
+        var prefix = string.Create(CultureInfo.InvariantCulture, $"maskrcnn/{options.RestartCount}/");
         try
         {
             var iface = options.NetworkInterface;
             var hostname = iface is null && options.IsLoopback ? "127.0.0.1" : null;
             var g = options.Backend switch
             {
-                DistributedBackend.Gloo => DistributedNativeMethods.mr_pg_gloo(s, "maskrcnn/", options.Rank, options.WorldSize, iface, hostname, timeoutMs, options.CommunicationThreads),
-                DistributedBackend.Nccl => DistributedNativeMethods.mr_pg_nccl(s, "maskrcnn/", options.Rank, options.WorldSize, timeoutMs),
+                DistributedBackend.Gloo => DistributedNativeMethods.mr_pg_gloo(s, prefix, options.Rank, options.WorldSize, iface, hostname, timeoutMs, options.CommunicationThreads),
+                DistributedBackend.Nccl => DistributedNativeMethods.mr_pg_nccl(s, prefix, options.Rank, options.WorldSize, timeoutMs),
                 _ => throw new ArgumentException($"unknown backend {options.Backend}", nameof(options)),
             };
             Fail(g == 0, options, "rendezvous",
