@@ -142,6 +142,28 @@ public sealed class DistributedTrainTests : IDisposable
     }
 
     [Fact]
+    public async Task Two_machines_are_two_launchers_with_their_node_ranks()
+    {
+        // --nnodes 2: each "machine" is a launcher with one worker; node 0's worker serves the TCP store at
+        // --master-addr/--master-port. Both launchers in one private network namespace (loopback only), as above.
+        RequireNetworkNamespace();
+        var outDir = Path.Combine(dir, "nodes");
+        var cli = Path.Combine(AppContext.BaseDirectory, "maskrcnn.dll");
+        string Node(int rank) => string.Join(' ', Args(outDir, 1, 1, "--nproc-per-node", "1", "--nnodes", "2", "--node-rank", $"{rank}",
+            "--master-addr", "127.0.0.1", "--master-port", "29533", "--dist-timeout", "60").Select(a => $"'{a}'"));
+        var script = "ip link set lo up && " +
+            $"(dotnet '{cli}' {Node(1)} > '{dir}/node1.log' 2>&1; echo $? > '{dir}/node1.code') & " +
+            $"dotnet '{cli}' {Node(0)}; code=$?; wait; exit $code";
+        await using var run = CliProcess.StartExecutable("unshare", "-n", "sh", "-c", script);
+        (await run.WaitForExitAsync()).Should().Be(0, run.Log);
+        File.ReadAllText(Path.Combine(dir, "node1.code")).Trim().Should().Be("0", File.ReadAllText(Path.Combine(dir, "node1.log")));
+        run.Log.Should().Contain("started rank 0 of 2");
+        File.ReadAllText(Path.Combine(dir, "node1.log")).Should().Contain("started rank 1 of 2");
+        File.ReadAllText(Path.Combine(outDir, "train.log")).Should().Contain("rank 0 of 2 joined the job at 127.0.0.1:29533 (Gloo)");
+        File.Exists(Path.Combine(outDir, "model.safetensors")).Should().BeTrue();
+    }
+
+    [Fact]
     public async Task Workers_join_a_store_served_by_a_torchrun_style_agent()
     {
         // torchrun's contract with its workers: its agent serves the TCP store on MASTER_PORT (python3-torch's own
