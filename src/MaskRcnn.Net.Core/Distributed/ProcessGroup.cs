@@ -30,10 +30,10 @@ public enum ReduceOp
 /// <remarks>All ranks must call the same collectives in the same order with tensors of the same shapes and dtypes.</remarks>
 public sealed class ProcessGroup : IDisposable
 {
-    private readonly StoreHandle store;
-    private readonly GroupHandle group;
+    private readonly OwnedHandle store;
+    private readonly OwnedHandle group;
 
-    private ProcessGroup(DistributedOptions options, StoreHandle store, GroupHandle group)
+    private ProcessGroup(DistributedOptions options, OwnedHandle store, OwnedHandle group)
     {
         Options = options;
         this.store = store;
@@ -85,7 +85,7 @@ public sealed class ProcessGroup : IDisposable
                 : $"{who} could not reach the master at {options.StoreAddress} within {Describe(options.Timeout)} (is rank 0 running, and the address right?)");
         }
 
-        var storeHandle = new StoreHandle(s);
+        var storeHandle = new OwnedHandle(s, DistributedNativeMethods.mr_store_free);
         var prefix = string.Create(CultureInfo.InvariantCulture, $"maskrcnn/{options.RestartCount}/");
         try
         {
@@ -99,7 +99,7 @@ public sealed class ProcessGroup : IDisposable
             };
             Fail(g == 0, options, "rendezvous",
                 $"{who}: not all {options.WorldSize} ranks met at {options.StoreAddress} within {Describe(options.Timeout)} ({options.Backend})");
-            return new ProcessGroup(options, storeHandle, new GroupHandle(g));
+            return new ProcessGroup(options, storeHandle, new OwnedHandle(g, DistributedNativeMethods.mr_pg_free));
         }
         catch
         {
@@ -303,28 +303,22 @@ public sealed class ProcessGroup : IDisposable
         ? string.Create(CultureInfo.InvariantCulture, $"{t.TotalSeconds:0.#} s")
         : string.Create(CultureInfo.InvariantCulture, $"{t.TotalMinutes:0.#} min");
 
-    private sealed class StoreHandle : SafeHandle
+    /// <summary>Owns one c10d object of the shim (a store or a process group), freed by its own call.</summary>
+    private sealed class OwnedHandle : SafeHandle
     {
-        public StoreHandle(nint h) : base(0, ownsHandle: true) => SetHandle(h);
+        private readonly Action<nint> free;
 
-        public override bool IsInvalid => handle == 0;
-
-        protected override bool ReleaseHandle()
+        public OwnedHandle(nint h, Action<nint> free) : base(0, ownsHandle: true)
         {
-            DistributedNativeMethods.mr_store_free(handle);
-            return true;
+            this.free = free;
+            SetHandle(h);
         }
-    }
-
-    private sealed class GroupHandle : SafeHandle
-    {
-        public GroupHandle(nint h) : base(0, ownsHandle: true) => SetHandle(h);
 
         public override bool IsInvalid => handle == 0;
 
         protected override bool ReleaseHandle()
         {
-            DistributedNativeMethods.mr_pg_free(handle);
+            free(handle);
             return true;
         }
     }
