@@ -19,6 +19,9 @@ internal static class DistributedLauncher
     /// <summary>Set to 1 in the workers' environment: they leave SIGINT to the launcher, which passes SIGTERM on.</summary>
     internal const string LaunchedVariable = "MASKRCNN_LAUNCHED";
 
+    /// <summary>The launcher's process id in the workers' environment (see <see cref="StopWithLauncher"/>).</summary>
+    internal const string LauncherPidVariable = "MASKRCNN_LAUNCHER_PID";
+
     /// <summary>How long the other workers get to stop by themselves after one failed.</summary>
     internal static readonly TimeSpan Grace = TimeSpan.FromSeconds(30);
 
@@ -53,6 +56,11 @@ internal static class DistributedLauncher
     public static int Run(Plan plan, int? threads, string outputDir, CancellationToken ct)
     {
         plan.Validate();
+        if (plan.Nodes > 1 && new DistributedOptions(1, 0) { MasterAddress = plan.MasterAddress }.IsLoopback)
+        {
+            Console.Error.WriteLine($"maskrcnn: warning: --nnodes {plan.Nodes} with --master-addr {plan.MasterAddress}: other machines cannot reach a loopback address; give node 0's address");
+        }
+
         Directory.CreateDirectory(outputDir);
         var perWorker = threads ?? Math.Max(1, Environment.ProcessorCount / plan.ProcessesPerNode);
         var storeFile = plan.Nodes == 1 ? Path.Combine(Path.GetFullPath(outputDir), $".maskrcnn-store-{Guid.NewGuid():N}") : null;
@@ -82,6 +90,7 @@ internal static class DistributedLauncher
                 env["MASTER_ADDR"] = plan.MasterAddress;
                 env["MASTER_PORT"] = plan.MasterPort.ToString(CultureInfo.InvariantCulture);
                 env[LaunchedVariable] = "1";
+                env[LauncherPidVariable] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
                 env["MASKRCNN_DIST_TIMEOUT"] = ((int)Math.Ceiling(plan.Timeout.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
                 if (storeFile is not null)
                 {
@@ -173,6 +182,32 @@ internal static class DistributedLauncher
         var hosted = Path.GetFileNameWithoutExtension(exe).Equals("dotnet", StringComparison.OrdinalIgnoreCase);
         return (exe, hosted ? args : args[1..]);
     }
+
+    /// <summary>
+    /// In a worker: asks the kernel for SIGTERM when the launcher dies (killed, or quit by a second Ctrl+C), so no
+    /// worker outlives it; exits at once if the launcher is already gone.
+    /// </summary>
+    internal static void StopWithLauncher()
+    {
+        if (!OperatingSystem.IsLinux() || !int.TryParse(Environment.GetEnvironmentVariable(LauncherPidVariable), NumberStyles.Integer, CultureInfo.InvariantCulture, out var launcher))
+        {
+            return;
+        }
+
+        const int PrSetParentDeathSignal = 1;
+        _ = ParentDeathSignal(PrSetParentDeathSignal, 15, 0, 0, 0);
+        if (ParentProcessId() != launcher)
+        {
+            Console.Error.WriteLine("maskrcnn: the launcher is gone; stopping");
+            Environment.Exit(1);
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "prctl", SetLastError = true)]
+    private static extern int ParentDeathSignal(int option, ulong signal, ulong a, ulong b, ulong c);
+
+    [DllImport("libc", EntryPoint = "getppid")]
+    private static extern int ParentProcessId();
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int Terminate(int pid, int signal);

@@ -26,6 +26,11 @@ internal static class Program
         // A worker of `train --nproc-per-node` shares the terminal's process group with its launcher: Ctrl+C reaches both,
         // and the launcher passes one SIGTERM on. The worker ignores SIGINT so that it does not count two signals.
         var launched = Environment.GetEnvironmentVariable(DistributedLauncher.LaunchedVariable) == "1";
+        if (launched)
+        {
+            DistributedLauncher.StopWithLauncher();
+        }
+
         void OnSignal(PosixSignalContext context)
         {
             if (launched && context.Signal == PosixSignal.SIGINT)

@@ -140,6 +140,11 @@ internal static class TrainCommand
             // A worker (of our launcher, torchrun, Slurm, …) finds its rank in the environment; otherwise
             // --nproc-per-node / --nnodes make this process the launcher.
             var distributed = Core.Distributed.DistributedOptions.FromEnvironment();
+            if (distributed is { WorldSize: 1 })
+            {
+                distributed = null; // a job of one: train as one process, no store, no port
+            }
+
             if (distributed is not null && timeout is { } t1 && Environment.GetEnvironmentVariable("MASKRCNN_DIST_TIMEOUT") is null)
             {
                 distributed = distributed with { Timeout = t1 };
@@ -437,7 +442,18 @@ internal static class TrainCommand
                 logger.Always($"epoch {summary.Epoch + 1}: mean loss {summary.MeanTotalLoss:F4} ({summary.Duration.TotalSeconds:F0} s)");
                 if (s.Validation is not null && (summary.Epoch == r.Epochs - 1 || (summary.Epoch + 1) % s.ValidateEvery == 0))
                 {
-                    var eval = ModelEvaluation.Evaluate(model, s.Validation, cancellationToken: ct);
+                    ModelEvaluationResult eval;
+                    try
+                    {
+                        eval = ModelEvaluation.Evaluate(model, s.Validation, cancellationToken: ct);
+                    }
+                    catch (OperationCanceledException) when (s.Distributed is not null)
+                    {
+                        // The other ranks wait for this one: the trainer stops them all together at its next step.
+                        logger.LogWarning("validation cancelled");
+                        return;
+                    }
+
                     chart!.ReportValidation(chart.LastStep, summary.Epoch, eval.Boxes.AP, eval.Masks?.AP);
                     logger.Always($"epoch {summary.Epoch + 1} validation: box AP {eval.Boxes.AP:F3} AP50 {eval.Boxes.AP50:F3}, mask AP {eval.Masks?.AP ?? -1:F3} AP50 {eval.Masks?.AP50 ?? -1:F3}");
                 }

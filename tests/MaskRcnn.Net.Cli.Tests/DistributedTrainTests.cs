@@ -94,14 +94,14 @@ public sealed class DistributedTrainTests : IDisposable
         var outDir = Path.Combine(dir, "killed");
         var store = Path.Combine(dir, "killed-store");
         var checkpoint = Path.Combine(outDir, "checkpoint.safetensors");
-        var args = Args(outDir, 12, 1, "--checkpoint-every", "1", "--threads", "1");
+        var args = Args(outDir, 24, 1, "--checkpoint-every", "1", "--threads", "1");
         await using (var rank0 = CliProcess.Start(RankEnvironment(0, 2, store), args))
         await using (var rank1 = CliProcess.Start(RankEnvironment(1, 2, store), args))
         {
-            // 36 steps; rank 0 checkpoints after each. Kill rank 1 once the first checkpoint exists.
-            for (var i = 0; i < 1500 && !File.Exists(checkpoint); i++)
+            // 72 steps; rank 0 checkpoints after each. Kill rank 1 as soon as the first checkpoint exists.
+            for (var i = 0; i < 7500 && !File.Exists(checkpoint); i++)
             {
-                await Task.Delay(100);
+                await Task.Delay(20);
             }
 
             File.Exists(checkpoint).Should().BeTrue(rank0.Log);
@@ -112,13 +112,54 @@ public sealed class DistributedTrainTests : IDisposable
         }
 
         var stopped = TrainingCheckpoint.ReadState(checkpoint);
-        stopped.Step.Should().BeInRange(1, 35, "killed mid-run");
+        stopped.Step.Should().BeInRange(1, 71, "killed mid-run");
 
         await using var resume = CliProcess.Start([.. args, "--resume", "--nproc-per-node", "2"]);
         (await resume.WaitForExitAsync()).Should().Be(0, resume.Log);
-        TrainingCheckpoint.ReadState(checkpoint).Should().BeEquivalentTo(new { Step = 36L, WorldSize = 2 });
+        TrainingCheckpoint.ReadState(checkpoint).Should().BeEquivalentTo(new { Step = 72L, WorldSize = 2 });
         File.ReadAllText(Path.Combine(outDir, "train.log")).Should().Contain($"resumed from {checkpoint}");
         File.Exists(Path.Combine(outDir, "model.safetensors")).Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task Workers_stop_when_their_launcher_is_killed()
+    {
+        var outDir = Path.Combine(dir, "orphans");
+        await using var launcher = CliProcess.Start(Args(outDir, 24, 1, "--nproc-per-node", "2", "--checkpoint-every", "1"));
+        (await launcher.WaitForLogAsync("started rank 1 of 2")).Should().BeTrue(launcher.Log);
+        var pids = System.Text.RegularExpressions.Regex.Matches(launcher.Log, @"started rank \d of 2 \(pid (\d+)")
+            .Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToArray();
+        pids.Should().HaveCount(2);
+        var checkpoint = Path.Combine(outDir, "checkpoint.safetensors");
+        for (var i = 0; i < 7500 && !File.Exists(checkpoint); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        launcher.Signal("KILL"); // no chance to clean up: the kernel's parent-death signal must stop the workers
+        (await launcher.WaitForExitAsync()).Should().Be(137);
+        for (var i = 0; i < 3000 && pids.Any(Alive); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        pids.Where(Alive).Should().BeEmpty("workers must not outlive their launcher");
+        File.Exists(Path.Combine(outDir, "model.safetensors")).Should().BeFalse("the workers were stopped, not left to finish the 72 steps");
+        TrainingCheckpoint.ReadState(checkpoint).Step.Should().BeLessThan(72);
+    }
+
+    /// <summary>Whether a process runs (a zombie waiting for its reaper has stopped).</summary>
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault() is not 'Z' and not 'X';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     [Fact]

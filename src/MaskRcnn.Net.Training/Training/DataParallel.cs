@@ -11,7 +11,8 @@ namespace MaskRcnn.Net.Training;
 /// bucket; decisions that must agree (stop, the planned number of steps) are agreed on; the losses shown are the
 /// means over ranks. The time spent in collectives is summed for the communication share in the logs.
 /// </summary>
-internal sealed class DataParallel(ProcessGroup group, TimeProvider time) : IDisposable
+/// <remarks>Control values (flags, counts, losses) travel as tensors on the model's device: NCCL only reduces CUDA tensors.</remarks>
+internal sealed class DataParallel(ProcessGroup group, TimeProvider time, Device device) : IDisposable
 {
     /// <summary>Bucket size of the gradient all-reduce (torch DDP's default bucket_cap_mb is 25).</summary>
     internal const long BucketBytes = 25L << 20;
@@ -33,7 +34,7 @@ internal sealed class DataParallel(ProcessGroup group, TimeProvider time) : IDis
     /// <summary>Arms the reduction of the coming backward pass (the last micro-batch of a step).</summary>
     public void PrepareBackward(Tensor loss) => reducer?.Prepare(loss);
 
-    /// <summary>A failure of the backward pass while the reducer communicates, as the typed error of a lost peer.</summary>
+    /// <summary>A failure of a backward pass during which the reducer communicated, as the typed error of a lost peer.</summary>
     public Exception BackwardFailed(TorchException e) => e is DistributedException ? e
         : new DistributedException($"rank {Rank} of {WorldSize}: the gradient all-reduce during backward failed (a peer disconnected, or did not take part within " +
             $"{Group.Options.Timeout.TotalSeconds:0} s; store {Group.Options.StoreAddress}): {e.Message.Split('\n', 2)[0]}", Rank, "all-reduce", e);
@@ -92,9 +93,9 @@ internal sealed class DataParallel(ProcessGroup group, TimeProvider time) : IDis
         Timed(() =>
         {
             using var scope = Torch.NewDisposeScope();
-            var has = Tensor.FromArray(parameters.Select(p => p.Grad is null ? 0f : 1f).ToArray(), parameters.Count);
+            var has = Control(parameters.Select(p => p.Grad is null ? 0.0 : 1.0).ToArray());
             Group.AllReduce(has);
-            var counts = has.ToArray<float>();
+            var counts = Read<double>(has);
             var withGrad = new List<Tensor>();
             for (var i = 0; i < parameters.Count; i++)
             {
@@ -127,25 +128,78 @@ internal sealed class DataParallel(ProcessGroup group, TimeProvider time) : IDis
     /// <summary>For each flag, true on every rank when it is true on any rank (one collective for all).</summary>
     public bool[] Any(params bool[] local)
     {
-        using var t = Tensor.FromArray(local.Select(f => f ? 1L : 0L).ToArray(), local.Length);
+        using var t = Control(local.Select(f => f ? 1L : 0L).ToArray());
         Timed(() => Group.AllReduce(t, ReduceOp.Max));
-        return t.ToArray<long>().Select(v => v != 0).ToArray();
+        return Read<long>(t).Select(v => v != 0).ToArray();
     }
 
     /// <summary>Rank 0's <paramref name="value"/> on every rank.</summary>
     public long FromRankZero(long value)
     {
-        using var t = Tensor.FromArray(new[] { value }, 1);
+        using var t = Control([value]);
         Timed(() => Group.Broadcast(t, 0));
-        return t.ToArray<long>()[0];
+        return Read<long>(t)[0];
     }
 
     /// <summary>The mean over ranks of each value (the same keys in the same order on every rank).</summary>
     public double[] Mean(double[] values)
     {
-        using var t = Tensor.FromArray(values, values.Length);
+        using var t = Control(values);
         Timed(() => Group.AllReduce(t));
-        return t.ToArray<double>().Select(v => v / WorldSize).ToArray();
+        return Read<double>(t).Select(v => v / WorldSize).ToArray();
+    }
+
+    /// <summary>
+    /// Checks that every rank starts from the same position and configuration (a rank that did not find the
+    /// checkpoint, or got other data or options, would otherwise train out of step until a collective mismatched).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A value differs between ranks; the message names it.</exception>
+    public void CheckAgreement(IReadOnlyList<(string Name, long Value)> values)
+    {
+        var mine = values.Select(v => v.Value).ToArray();
+        using var max = Control(mine);
+        using var min = Control(mine.Select(v => -v).ToArray());
+        Timed(() =>
+        {
+            Group.AllReduce(max, ReduceOp.Max);
+            Group.AllReduce(min, ReduceOp.Max);
+        });
+        var hi = Read<long>(max);
+        var lo = Read<long>(min).Select(v => -v).ToArray();
+        for (var i = 0; i < values.Count; i++)
+        {
+            if (hi[i] != lo[i])
+            {
+                throw new InvalidOperationException(
+                    $"rank {Rank} of {WorldSize}: the ranks disagree on the {values[i].Name} (this rank {mine[i]}, the ranks {lo[i]} … {hi[i]}): " +
+                    "start every rank with the same data, options and checkpoint");
+            }
+        }
+    }
+
+    private Tensor Control<T>(T[] values) where T : unmanaged
+    {
+        var t = Tensor.FromArray(values, values.Length);
+        if (device.Type == DeviceType.Cpu)
+        {
+            return t;
+        }
+
+        using (t)
+        {
+            return t.To(device);
+        }
+    }
+
+    private static T[] Read<T>(Tensor t) where T : unmanaged
+    {
+        if (t.Device.Type == DeviceType.Cpu)
+        {
+            return t.ToArray<T>();
+        }
+
+        using var cpu = t.To(Device.Cpu);
+        return cpu.ToArray<T>();
     }
 
     public void Barrier() => Timed(Group.Barrier);

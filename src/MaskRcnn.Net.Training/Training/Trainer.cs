@@ -81,7 +81,7 @@ public sealed class Trainer
         using var optimizer = CreateOptimizer(groups);
         var k = Options.GradientAccumulation;
         var stepsPerEpoch = (batches + k - 1) / k;
-        var cap = (long)Options.Epochs * stepsPerEpoch;
+        var cap = (long)Options.Epochs * stepsPerEpoch; // re-planned by a resume with another world size
         using var allocator = NativeAllocator.ForTraining(); // large activations reuse heap memory between steps
         using var ownGenerator = dp is not null ? new RandomGenerator(RankSeed(Options.Seed, dp.Rank, Options.ResumeFrom))
             : Options.Seed is { } seed ? new RandomGenerator(seed) : null;
@@ -90,9 +90,11 @@ public sealed class Trainer
         var run = new RunState { TotalSteps = cap, BatchesPerEpoch = batches, Accumulation = k, Generator = generator, WorldSize = dp?.WorldSize ?? 1 };
         if (Options.ResumeFrom is { } resume)
         {
-            Resume(resume, module, optimizer, batches, run, dp, log);
+            cap = Resume(resume, module, optimizer, batches, run, dp, log) ?? cap;
         }
 
+        dp?.CheckAgreement([("batches per epoch", batches), ("gradient accumulation", k), ("epoch", run.Epoch), ("next batch", run.NextBatch),
+            ("step", run.Step), ("planned steps", run.TotalSteps), ("trainable parameters", parameterCount)]);
         dp?.BroadcastState(module);
         var trainable = optimizer.Groups.SelectMany(g => g.Parameters).ToList();
         if (dp is not null && Options.Distributed!.GradientSync == GradientSynchronization.DuringBackward)
@@ -335,7 +337,7 @@ public sealed class Trainer
         DataParallel.RefuseUnsynchronisedBatchNorm(module); // before connecting: a configuration error, not a network one
         var group = ProcessGroup.Create(distributed);
         logger.LogInformation("rank {Rank} of {World} joined the job at {Store} ({Backend})", group.Rank, group.WorldSize, distributed.StoreAddress, distributed.Backend);
-        return new DataParallel(group, time);
+        return new DataParallel(group, time, model.Device);
     }
 
     /// <summary>
@@ -358,7 +360,8 @@ public sealed class Trainer
         return z ^ (z >> 31);
     }
 
-    private void Resume(string path, Module module, Optimizer optimizer, int batches, RunState run, DataParallel? dp, ILogger log)
+    /// <summary>Restores the run; returns the new step cap when the checkpoint was written by another world size.</summary>
+    private long? Resume(string path, Module module, Optimizer optimizer, int batches, RunState run, DataParallel? dp, ILogger log)
     {
         var state = TrainingCheckpoint.ReadState(path);
         var world = dp?.WorldSize ?? 1;
@@ -384,11 +387,13 @@ public sealed class Trainer
         run.Epoch = state.Epoch;
         run.NextBatch = state.NextBatch;
         run.Step = state.Step;
-        run.TotalSteps = sameWorld ? state.TotalSteps
-            : Math.Min(run.TotalSteps, state.Step + (long)(Options.Epochs - state.Epoch) * ((batches + run.Accumulation - 1) / run.Accumulation));
+        // With another world size the remaining epochs run at this run's steps per epoch.
+        long? cap = sameWorld ? null : state.Step + (long)Math.Max(0, Options.Epochs - state.Epoch) * ((batches + run.Accumulation - 1) / run.Accumulation);
+        run.TotalSteps = cap ?? state.TotalSteps;
         run.ElapsedBefore = TimeSpan.FromSeconds(state.ElapsedSeconds);
         log.LogInformation("resumed from {Path}: {State}{World}", path, TrainingCheckpoint.Describe(state),
             sameWorld ? "" : $"; written by {state.WorldSize} rank(s), continuing with {world} from the epoch boundary ({run.TotalSteps} steps planned)");
+        return cap;
     }
 
     private void Plan(RunState run, LearningRateScheduler scheduler, TimeSpan budget, Clock session, TimeSpan stepTime, long cap, DataParallel? dp, ILogger log)
@@ -448,7 +453,7 @@ public sealed class Trainer
             {
                 scaled.Backward();
             }
-            catch (TorchException e)
+            catch (TorchException e) when (sync && dp.ReducesDuringBackward)
             {
                 throw dp.BackwardFailed(e);
             }

@@ -140,6 +140,43 @@ public sealed class DistributedTrainerTests : IDisposable
     }
 
     [Fact]
+    public void Resuming_on_more_ranks_at_an_epoch_boundary_plans_the_remaining_epochs_at_their_rate()
+    {
+        // One process with batch 2: 3 steps per epoch; cancelled after epoch 2 (step 6). Two ranks with batch 2 each
+        // take 2 steps per epoch (3 images per rank), so epochs 3 and 4 make 4 more steps: 10 in all.
+        var checkpoint = Path.Combine(dir, "grow.safetensors");
+        using (var model = new AffineCountRegressor())
+        using (var cancel = new CancellationTokenSource())
+        {
+            var act = () => new Trainer(model, Base(4) with { CheckpointPath = checkpoint }).Train(Loader(2), null,
+                summary => { if (summary.Epoch == 1) { cancel.Cancel(); } }, cancel.Token);
+            act.Should().Throw<OperationCanceledException>();
+        }
+
+        TrainingCheckpoint.ReadState(checkpoint).Should().BeEquivalentTo(new { WorldSize = 1, Epoch = 2, NextBatch = 0, Step = 6L });
+        var ranks = TrainRanks(2, 2, r => Base(4) with { Distributed = Rank(r, 2, "grow"), ResumeFrom = checkpoint, CheckpointPath = r == 0 ? checkpoint : null });
+        ranks.Select(x => x.Result.Steps).Should().Equal(10L, 10L);
+        TrainingCheckpoint.ReadState(checkpoint).Should().BeEquivalentTo(new { WorldSize = 2, Epoch = 4, Step = 10L, TotalSteps = 10L });
+        ranks[0].Weights.Should().Equal(ranks[1].Weights);
+    }
+
+    [Fact]
+    public void Ranks_that_disagree_on_where_they_start_are_refused_naming_what_differs()
+    {
+        var errors = new Exception?[2];
+        var tasks = Enumerable.Range(0, 2).Select(rank => Task.Factory.StartNew(() =>
+        {
+            using var model = new AffineCountRegressor();
+            var options = Base(2) with { Distributed = Rank(rank, 2, "disagree"), GradientAccumulation = rank == 0 ? 1 : 2 };
+            errors[rank] = Record.Exception(() => new Trainer(model, options).Train(Loader(1, new DistributedSampler(rank, 2))));
+        }, TaskCreationOptions.LongRunning)).ToArray();
+        WaitAll(tasks);
+        errors[0].Should().BeOfType<InvalidOperationException>().Which.Message.Should()
+            .Contain("rank 0 of 2: the ranks disagree on the gradient accumulation (this rank 1, the ranks 1 … 2)");
+        errors[1].Should().BeOfType<InvalidOperationException>().Which.Message.Should().Contain("rank 1 of 2: the ranks disagree on the gradient accumulation");
+    }
+
+    [Fact]
     public void A_mid_epoch_checkpoint_of_another_world_size_is_refused()
     {
         var checkpoint = Path.Combine(dir, "mid.safetensors");
