@@ -3,9 +3,10 @@
 # libtorch (CPU), OpenBLAS (without it libtorch falls back to reference BLAS, ~14x slower), CMake + g++ for the
 # native shim, libjpeg-turbo + libpng for image I/O, python3-torchvision as the parity oracle for tests, and chromium
 # for the browser test of `maskrcnn serve`'s page (driven by Playwright, which cannot download its own browser here),
-# and ffmpeg (with ffprobe) for video: MaskRcnn.Net.Video and `maskrcnn predict --video` pipe raw frames through it.
+# ffmpeg (with ffprobe) for video: MaskRcnn.Net.Video and `maskrcnn predict --video` pipe raw frames through it,
+# and oneDNN's headers (libdnnl-dev; the library itself comes with libtorch) for the Winograd convolutions.
 set -euo pipefail
-pkgs=(libtorch-dev libgloo-dev libopenblas0-pthread cmake g++ make iproute2 libjpeg62-turbo-dev libpng-dev python3-torchvision chromium ffmpeg)
+pkgs=(libtorch-dev libgloo-dev libdnnl-dev libopenblas0-pthread cmake g++ make iproute2 libjpeg62-turbo-dev libpng-dev python3-torchvision chromium ffmpeg)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -49,6 +49,7 @@ internal static partial class NativeLoader
             CheckAbi(handle, file);
             NativeAllocator.Apply();
             NativeAllocator.InstallCache(handle);
+            WinogradConvolution.ApplyEnvironment(handle);
             return handle;
         }
 

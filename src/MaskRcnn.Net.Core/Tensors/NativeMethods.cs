@@ -12,6 +12,10 @@ internal static partial class NativeMethods
     [LibraryImport(Lib)] internal static partial int mr_cpu_cache_configure(long limitBytes, long minBlockBytes);
     [LibraryImport(Lib)] internal static partial int mr_cpu_cache_release();
     [LibraryImport(Lib)] internal static unsafe partial int mr_cpu_cache_stats(long* stats);
+    [LibraryImport(Lib)] internal static partial int mr_winograd_available();
+    [LibraryImport(Lib)] internal static partial int mr_winograd_enabled();
+    [LibraryImport(Lib)] internal static partial void mr_winograd_set_enabled(int on);
+    [LibraryImport(Lib)] internal static unsafe partial int mr_winograd_stats(long* stats);
     [LibraryImport(Lib)] internal static partial int mr_abi_version();
     [LibraryImport(Lib)] internal static partial void mr_tensor_free(nint h);
 

@@ -77,4 +77,10 @@ inline at::Scalar scalar(double d, int64_t i, int is_int) {
   return is_int ? at::Scalar(i) : at::Scalar(d);
 }
 
+// A 3×3, stride-1, padding-1 float32 CPU convolution that records no gradient, through oneDNN's Winograd kernels
+// (winograd.cpp). Returns false, leaving `out` alone, when the call is not eligible or the path is unavailable.
+bool try_conv2d_winograd(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
+                         at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                         at::Tensor& out);
+
 }  // namespace mr

@@ -7,6 +7,10 @@ using namespace mr;
 MR_API mr_tensor mr_conv2d(mr_tensor x, mr_tensor w, mr_tensor b, const int64_t* stride, const int64_t* padding,
                            const int64_t* dilation, int64_t groups) {
   return wrap([&] {
+    at::Tensor out;
+    if (try_conv2d_winograd(T(x), T(w), opt(b), dims(stride, 2), dims(padding, 2), dims(dilation, 2), groups, out)) {
+      return out;
+    }
     return at::conv2d(T(x), T(w), opt(b), dims(stride, 2), dims(padding, 2), dims(dilation, 2), groups);
   });
 }
