@@ -4,7 +4,8 @@
 #   frozenbn   torchvision's COCO checkpoint layout: FrozenBatchNorm2d with non-trivial frozen statistics;
 #   batchnorm  maskrcnn_resnet50_fpn(weights=None): eval-mode BatchNorm2d with default statistics.
 # Also the batchnorm model exported with `maskrcnn export` and run by ONNX Runtime (`maskrcnn predict --onnx`).
-# Prints per-image seconds (median of 3 after a warm-up; ours: 3 interleaved CLI runs), the ratios to torchvision,
+# Prints per-image seconds (median of 3 rounds, each a warm-up and one timed run; the rounds of torchvision, ours and
+# ONNX Runtime interleaved, so a slower minute of the machine hits every side), the ratios to torchvision,
 # and the time of each stage (ours: `predict --profile`; torchvision: its modules called stage by stage) with the
 # GFLOP/s of the convolution/linear stages against one large convolution (the practical peak of this machine).
 # Usage: bash benchmarks/compare_inference.sh [IMAGE...]   (default: three shipped validation MRI slices)
@@ -19,7 +20,8 @@ dotnet build src/MaskRcnn.Net.Cli -c Release -v q -nologo >/dev/null
 cli=(dotnet src/MaskRcnn.Net.Cli/bin/Release/net10.0/maskrcnn.dll)
 "${cli[@]}" export --weights "$out/batchnorm.pth" --onnx "$out/batchnorm.onnx" >/dev/null
 kinds=(frozenbn batchnorm onnx)
-for run in 1 2 3; do   # interleaved, so a slower minute of the machine hits every side
+for run in 1 2 3; do   # interleaved, so a slower minute of the machine hits every side, torchvision's too
+  /usr/bin/python3 benchmarks/inference_reference.py --time "$out" "$run" "${images[@]}"
   for config in frozenbn batchnorm; do
     "${cli[@]}" predict --weights "$out/$config.pth" --score-threshold 0.05 --warmup --threads 2 --profile \
       --json "$out/$config$run.json" "${images[@]}" 2>/dev/null
@@ -35,6 +37,15 @@ done
 import sys, os, json, statistics
 out, kinds = sys.argv[1], sys.argv[2:]
 tv = json.load(open(os.path.join(out, 'torchvision.json')))
+tv_runs = [json.load(open(os.path.join(out, f'torchvision{i}.json'))) for i in (1, 2, 3)]
+for config in tv['configs']:   # torchvision per image and stage: median of its three rounds, as ours
+    paths0 = list(tv_runs[0][config])
+    tv['configs'][config]['images'] = {
+        p: {'seconds': statistics.median(r[config][p]['seconds'] for r in tv_runs),
+            'runs': [r[config][p]['seconds'] for r in tv_runs],
+            'detections': tv_runs[0][config][p]['detections'],
+            'stages': {s: statistics.median(r[config][p]['stages'][s] for r in tv_runs) for s in tv_runs[0][config][p]['stages']}}
+        for p in paths0}
 runs = {k: [json.load(open(os.path.join(out, f'{k}{i}.json')))['results'] for i in (1, 2, 3)] for k in kinds}
 peak = tv['peak_conv_fp32']['gflops']
 print(f"one 256->256 3x3 convolution on [1,256,136,200] channels-last, output memory reused (torch, 2 threads): fp32 {peak:.0f} GFLOP/s"
@@ -45,21 +56,22 @@ for kind in kinds:
     paths = list(ref['images'])
     ratios = []
     print(f"\n== {kind} (torchvision: {config}, fp32) ==")
-    print(f"{'image':<44} {'ours s':>8} {'runs':>20} {'torchvision s':>14} {'ratio':>6} {'dets':>9}")
+    print(f"{'image':<44} {'ours s':>8} {'runs':>20} {'torchvision s':>14} {'runs':>20} {'ratio':>6} {'dets':>9}")
     for i, p in enumerate(paths):
         secs = [r[i]['seconds'] for r in runs[kind]]
         ours = statistics.median(secs)
         t = ref['images'][p]['seconds']
         ratios.append(ours / t)
         dets = f"{len(runs[kind][0][i]['detections'])}/{ref['images'][p]['detections']}"
-        print(f"{p:<44} {ours:>8.3f} {'/'.join(f'{s:.2f}' for s in secs):>20} {t:>14.3f} {ratios[-1]:>6.2f} {dets:>9}")
+        tv_secs = '/'.join(f'{s:.2f}' for s in ref['images'][p]['runs'])
+        print(f"{p:<44} {ours:>8.3f} {'/'.join(f'{s:.2f}' for s in secs):>20} {t:>14.3f} {tv_secs:>20} {ratios[-1]:>6.2f} {dets:>9}")
     print(f"mean ratio {kind}/torchvision: {statistics.mean(ratios):.2f} (per image {min(ratios):.2f}-{max(ratios):.2f})")
     if kind == 'onnx':
         continue
     flops = ref['flops']
     stages = list(ref['images'][paths[0]]['stages'])
     ours_st = {s: statistics.median(r[i]['stages'].get(s, 0.0) for r in runs[kind] for i in range(len(paths))) for s in stages}
-    tv_st = {s: statistics.median(ref['images'][p]['stages'][s] for p in paths) for s in stages}
+    tv_st = {s: statistics.median(r[config][p]['stages'][s] for r in tv_runs for p in paths) for s in stages}
     print(f"{'stage (median over images and runs)':<36} {'GFLOP':>7} {'ours ms':>8} {'GFLOP/s':>8} {'tv ms':>8} {'GFLOP/s':>8} {'ratio':>6}")
     for s in stages:
         g = flops.get(s, 0) / 1e9

@@ -14,8 +14,11 @@ Stages (torchvision's own modules, called in the order GeneralizedRCNN.forward c
   box.roialign, box.head (TwoMLPHead + predictor), box.postprocess, mask.roialign, mask.head (4 convs, deconv,
   predictor, per-class sigmoid), paste (masks pasted into the image, boxes scaled back).
 
-Usage: python3 inference_reference.py OUT_DIR IMAGE... ; writes OUT_DIR/{batchnorm,frozenbn}.pth and
-OUT_DIR/torchvision.json.
+Usage: python3 inference_reference.py OUT_DIR IMAGE...
+         builds and saves OUT_DIR/{batchnorm,frozenbn}.pth; writes OUT_DIR/torchvision.json (FLOPs per stage, peaks);
+       python3 inference_reference.py --time OUT_DIR RUN IMAGE...
+         one timed round of both saved models (per image: a warm-up, then one timed inference stage by stage) into
+         OUT_DIR/torchvisionRUN.json; compare_inference.sh runs three rounds interleaved with its own.
 """
 import json
 import os
@@ -143,33 +146,46 @@ def peaks():
     return json.loads(text.strip().splitlines()[-1])
 
 
+def time_images(m, paths):
+    """Per image: a warm-up, then one timed inference, stage by stage (checked against a plain call)."""
+    images = {}
+    for p in paths:
+        img = read_image(p, ImageReadMode.RGB).float() / 255
+        with torch.inference_mode():
+            m([img])  # warm-up
+            stages = {}
+            t0 = time.perf_counter(); last = [t0]
+
+            def clock(name):
+                now = time.perf_counter(); stages[name] = now - last[0]; last[0] = now
+            d = staged(m, img, clock)
+            total = time.perf_counter() - t0
+            # the staged run is the model's forward, step by step: check it against one plain call
+            ref = m([img])[0]
+            assert torch.equal(ref['boxes'], d['boxes']) and torch.equal(ref['masks'], d['masks'])
+        images[p] = {'seconds': total, 'detections': len(d['boxes']), 'stages': stages}
+    return images
+
+
 def main():
-    out, paths = sys.argv[1], sys.argv[2:]
     torch.set_num_threads(2)
+    if sys.argv[1] == '--time':
+        # one timed round of both saved configurations (compare_inference.sh interleaves rounds with ours)
+        out, run, paths = sys.argv[2], sys.argv[3], sys.argv[4:]
+        res = {}
+        for config in ('frozenbn', 'batchnorm'):
+            m = build(config)
+            m.load_state_dict(torch.load(os.path.join(out, f'{config}.pth')))
+            res[config] = time_images(m.eval(), paths)
+        json.dump(res, open(os.path.join(out, f'torchvision{run}.json'), 'w'), indent=1)
+        return
+    out, paths = sys.argv[1], sys.argv[2:]
     p = peaks()
     res = {'peak_conv_fp32': p['fp32'], 'peak_conv_bf16': p['bf16'], 'configs': {}}
     for config in ('frozenbn', 'batchnorm'):
         m = build(config)
         torch.save(m.state_dict(), os.path.join(out, f'{config}.pth'))
-        images = {}
-        for p in paths:
-            img = read_image(p, ImageReadMode.RGB).float() / 255
-            with torch.inference_mode():
-                m([img])  # warm-up
-                totals, stages = [], {s: [] for s in STAGES}
-                for _ in range(3):
-                    t0 = time.perf_counter(); last = [t0]
-
-                    def clock(name):
-                        now = time.perf_counter(); stages[name].append(now - last[0]); last[0] = now
-                    d = staged(m, img, clock)
-                    totals.append(time.perf_counter() - t0)
-                # the staged run is the model's forward, step by step: check it against one plain call
-                ref = m([img])[0]
-                assert torch.equal(ref['boxes'], d['boxes']) and torch.equal(ref['masks'], d['masks'])
-            images[p] = {'seconds': statistics.median(totals), 'detections': len(d['boxes']),
-                         'stages': {s: statistics.median(v) for s, v in stages.items()}}
-        res['configs'][config] = {'images': images, 'flops': flops_by_stage(m, read_image(paths[0], ImageReadMode.RGB).float() / 255)}
+        res['configs'][config] = {'flops': flops_by_stage(m, read_image(paths[0], ImageReadMode.RGB).float() / 255)}
     json.dump(res, open(os.path.join(out, 'torchvision.json'), 'w'), indent=1)
 
 

@@ -48,9 +48,9 @@ public static class WinogradConvolution
     {
         get
         {
-            var s = stackalloc long[3];
+            var s = stackalloc long[4];
             Native.Check(NativeMethods.mr_winograd_stats(s));
-            return new WinogradStatistics(s[0], s[1], s[2]);
+            return new WinogradStatistics(s[0], s[1], s[2], s[3]);
         }
     }
 
@@ -80,4 +80,5 @@ public static class WinogradConvolution
 /// <param name="Convolutions">Convolutions computed with Winograd kernels.</param>
 /// <param name="Unsupported">Eligible convolutions that went to libtorch because oneDNN had no Winograd kernel for the CPU or shape.</param>
 /// <param name="WeightTransforms">Weights transformed to the Winograd domain (the other calls found their values in the cache).</param>
-public readonly record struct WinogradStatistics(long Convolutions, long Unsupported, long WeightTransforms);
+/// <param name="CachedBytes">Memory held by the transformed weights now cached (at most 512 MiB).</param>
+public readonly record struct WinogradStatistics(long Convolutions, long Unsupported, long WeightTransforms, long CachedBytes);

@@ -217,11 +217,17 @@ MR_API void mr_winograd_set_enabled(int on) {
   mr::guard([&] { mr::g_enabled.store(on != 0 ? 1 : 0); return 0; }, 0);
 }
 // stats[0] = convolutions computed with Winograd, stats[1] = eligible ones oneDNN had no Winograd kernel for,
-// stats[2] = weight transforms (cache misses).
+// stats[2] = weight transforms (cache misses), stats[3] = bytes of transformed weights cached.
 MR_API int mr_winograd_stats(int64_t* stats) {
   return mr::run([&] {
     stats[0] = mr::g_calls.load();
     stats[1] = mr::g_fallbacks.load();
     stats[2] = mr::g_transforms.load();
+#if MR_WINOGRAD
+    std::lock_guard<std::mutex> lock(mr::g_mutex);
+    stats[3] = static_cast<int64_t>(mr::g_weight_bytes);
+#else
+    stats[3] = 0;
+#endif
   });
 }

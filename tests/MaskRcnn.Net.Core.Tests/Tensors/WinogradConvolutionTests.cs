@@ -141,6 +141,7 @@ public class WinogradConvolutionTests
         }
 
         WinogradConvolution.Statistics.WeightTransforms.Should().Be(start + 1, "the second call finds the transformed weights");
+        WinogradConvolution.Statistics.CachedBytes.Should().BeGreaterThanOrEqualTo(48 * 48 * 16 * 4, "at least an F(2,3) transform of these weights is cached");
         using (var same = w * 1.0)       // a new tensor with the same values (a folded batch norm at every call)
         using (Functional.Conv2d(x, same, null, 1, 1))
         {
