@@ -26,6 +26,12 @@ public sealed record PostprocessingOptions
     /// <summary>Zero pixels around the M×M mask before it is pasted (torchvision's <c>paste_masks_in_image</c> uses 1).</summary>
     public int MaskPadding { get; init; } = 1;
 
+    /// <summary>
+    /// Multiplies each score by its mask's confidence and sorts by the result (<see cref="Net.MaskScoring"/>); false
+    /// (default): the network's scores.
+    /// </summary>
+    public bool MaskScoring { get; init; }
+
     /// <summary>Checks the ranges; throws <see cref="ArgumentException"/> naming the field and its value.</summary>
     public void Validate()
     {
@@ -57,11 +63,11 @@ public sealed record PostprocessingOptions
     /// <inheritdoc/>
     public bool Equals(PostprocessingOptions? other) =>
         other is not null && MaskThreshold.Equals(other.MaskThreshold) && SuppressContained.Equals(other.SuppressContained) &&
-        MaskPadding == other.MaskPadding &&
+        MaskPadding == other.MaskPadding && MaskScoring == other.MaskScoring &&
         (ReferenceEquals(ClassNames, other.ClassNames) || (ClassNames is not null && other.ClassNames is not null && ClassNames.SequenceEqual(other.ClassNames)));
 
     /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(MaskThreshold, SuppressContained, MaskPadding, ClassNames?.Count);
+    public override int GetHashCode() => HashCode.Combine(MaskThreshold, SuppressContained, MaskPadding, MaskScoring, ClassNames?.Count);
 }
 
 /// <summary>
@@ -69,7 +75,8 @@ public sealed record PostprocessingOptions
 /// <c>MaskRcnnModel.Predict</c> and the ONNX Runtime <c>OnnxMaskRcnn.Predict</c>): from the network's outputs for one
 /// image — boxes in the input image's pixels, labels, scores and each detection's M×M mask probabilities in its box —
 /// to <see cref="ImageDetections"/>: masks pasted at full size (<see cref="MaskPasting"/>, torchvision's
-/// <c>paste_masks_in_image</c>), thresholded, class names attached, nested duplicates suppressed.
+/// <c>paste_masks_in_image</c>), thresholded, class names attached, scores rescored by mask confidence when asked,
+/// nested duplicates suppressed.
 /// </summary>
 public static class DetectionPostprocessing
 {
@@ -82,7 +89,8 @@ public static class DetectionPostprocessing
     /// <param name="masks">N × M × M probabilities (detection-major, row-major M×M each), or empty for a model without
     /// a mask head (the detections then have no mask).</param>
     /// <param name="options">Threshold, names and suppression (null: the defaults).</param>
-    /// <returns>The detections in the order given, less the suppressed duplicates.</returns>
+    /// <returns>The detections in the order given (by rescored score with <see cref="PostprocessingOptions.MaskScoring"/>),
+    /// less the suppressed duplicates.</returns>
     /// <exception cref="ArgumentException">The image has no pixel, or the lengths disagree (boxes not 4 per label,
     /// scores not one per label, masks not N square planes); the message names the array and the lengths.</exception>
     public static ImageDetections ToImageDetections(int width, int height, ReadOnlySpan<float> boxes, ReadOnlySpan<long> labels,
@@ -120,15 +128,20 @@ public static class DetectionPostprocessing
 
         var threshold = (float)options.MaskThreshold;
         var list = new List<Detection>(n);
+        var confidences = new List<float>(n);
         for (var i = 0; i < n; i++)
         {
             var box = new BoundingBox(boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]);
             var mask = plane == 0 ? null : MaskPasting.PasteBinary(masks.Slice(i * plane, plane), box, width, height, threshold, options.MaskPadding);
             var label = checked((int)labels[i]);
             list.Add(new Detection(box, label, options.ClassName(label), scores[i], mask));
+            if (plane > 0 && options.MaskScoring)
+            {
+                confidences.Add(MaskScoring.Confidence(masks.Slice(i * plane, plane), options.MaskThreshold));
+            }
         }
 
-        return Finish(width, height, list, options);
+        return Finish(width, height, plane > 0 && options.MaskScoring ? MaskScoring.Rescore(list, confidences) : list, options);
     }
 
     /// <summary>

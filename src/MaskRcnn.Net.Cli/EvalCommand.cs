@@ -26,12 +26,13 @@ internal static class EvalCommand
         var scoreThreshold = new Option<double?>("--score-threshold") { Description = "minimum detection score (default: the model's)" };
         var nmsThreshold = new Option<double?>("--nms-threshold") { Description = "per-class NMS IoU threshold of the detections (default: the model's)" };
         var suppress = PredictCommand.SuppressOption();
+        var maskScoring = PredictCommand.MaskScoringOption();
         var threads = new Option<int?>("--threads");
         var normEps = PredictCommand.NormEpsOption();
         var precision = PredictCommand.PrecisionOption();
         var command = new Command("eval", "Evaluate a model with COCO's box and mask AP")
         {
-            weights, detections, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, scoreThreshold, nmsThreshold, suppress, threads, normEps, precision,
+            weights, detections, numClasses, format, data, images, defaultClass, classAttribute, overlayDir, jsonOut, scoreThreshold, nmsThreshold, suppress, maskScoring, threads, normEps, precision,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -58,7 +59,7 @@ internal static class EvalCommand
             }
             else
             {
-                using var model = PredictCommand.LoadModel(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(normEps), parse.GetValue(nmsThreshold), parse.GetValue(suppress));
+                using var model = PredictCommand.LoadModel(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(normEps), parse.GetValue(nmsThreshold), parse.GetValue(suppress), parse.GetValue(maskScoring));
                 model.Precision = PredictCommand.ParsePrecision(parse.GetValue(precision));
                 CheckClasses(model, dataset);
                 result = Run(model, dataset, parse.GetValue(overlayDir), ct);

@@ -31,11 +31,12 @@ internal static class PredictCommand
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (with --onnx: ONNX Runtime's)" };
         var normEps = NormEpsOption();
         var suppress = SuppressOption();
+        var maskScoring = MaskScoringOption();
         var images = new Argument<string[]>("IMAGE") { Arity = ArgumentArity.ZeroOrMore, Description = "JPEG or PNG files (none with --video)" };
         var video = VideoPredictCommand.CreateOptions();
         var command = new Command("predict", "Detect and segment objects in images, or in every frame of a video (--video)")
         {
-            weights, onnx, numClasses, scoreThreshold, warmup, profile, precision, json, overlayDir, threads, normEps, suppress, images,
+            weights, onnx, numClasses, scoreThreshold, warmup, profile, precision, json, overlayDir, threads, normEps, suppress, maskScoring, images,
         };
         video.AddTo(command);
         command.SetAction(parse =>
@@ -61,7 +62,8 @@ internal static class PredictCommand
                 var libtorchOnly = new (Option Option, bool Given)[]
                 {
                     (numClasses, parse.GetResult(numClasses) is { Implicit: false }), (normEps, parse.GetResult(normEps) is { Implicit: false }),
-                    (suppress, parse.GetResult(suppress) is { Implicit: false }), (profile, parse.GetValue(profile)),
+                    (suppress, parse.GetResult(suppress) is { Implicit: false }), (maskScoring, parse.GetResult(maskScoring) is { Implicit: false }),
+                    (profile, parse.GetValue(profile)),
                     (precision, parse.GetResult(precision) is { Implicit: false }),
                 };
                 if (libtorchOnly.FirstOrDefault(o => o.Given).Option is { } given)
@@ -83,24 +85,24 @@ internal static class PredictCommand
             {
                 Program.SetThreads(parse.GetValue(threads));
                 using var model = LoadModel(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(normEps),
-                    suppressContained: parse.GetValue(suppress));
+                    suppressContained: parse.GetValue(suppress), maskScoring: parse.GetValue(maskScoring));
                 model.Precision = ParsePrecision(parse.GetValue(precision));
                 return VideoPredictCommand.Run(model, videoRun);
             }
 
             return Run(weightsPath!, parse.GetValue(numClasses), parse.GetValue(scoreThreshold), parse.GetValue(warmup),
                 parse.GetValue(json)!, parse.GetValue(overlayDir), parse.GetValue(threads), parse.GetValue(images)!, parse.GetValue(normEps), parse.GetValue(suppress),
-                parse.GetValue(profile), ParsePrecision(parse.GetValue(precision)));
+                parse.GetValue(profile), ParsePrecision(parse.GetValue(precision)), parse.GetValue(maskScoring));
         });
         return command;
     }
 
     private static int Run(string weights, int? numClasses, double scoreThreshold, bool warmup, string jsonPath,
-        string? overlayDir, int? threads, string[] images, double normEps, string? suppress, bool profile, Precision precision)
+        string? overlayDir, int? threads, string[] images, double normEps, string? suppress, bool profile, Precision precision, string? maskScoring)
     {
         Program.SetThreads(threads);
 
-        using var model = LoadModel(weights, numClasses, scoreThreshold, normEps, suppressContained: suppress);
+        using var model = LoadModel(weights, numClasses, scoreThreshold, normEps, suppressContained: suppress, maskScoring: maskScoring);
         model.Precision = precision;
         return PredictAll(image => model.Predict(image), warmup, jsonPath, overlayDir, images, profile);
     }
@@ -219,6 +221,24 @@ internal static class PredictCommand
         Description = "drop detections lying at least this fraction (0-1] inside a higher-scoring one of the same class, or 'off' (default: the model's setting)",
     };
 
+    /// <summary>The --mask-scoring option: on or off; unset keeps the model's setting.</summary>
+    internal static Option<string?> MaskScoringOption() => new("--mask-scoring")
+    {
+        Description = "multiply each score by its mask's confidence and sort by the result: on or off (default: the model's setting; on for models the recipe trained)",
+    };
+
+    /// <summary>Parses a --mask-scoring value: on or off.</summary>
+    internal static bool ParseMaskScoring(string value) => value switch
+    {
+        "on" => true,
+        "off" => false,
+        _ => throw new ArgumentException($"--mask-scoring {value}: expected 'on' or 'off'"),
+    };
+
+    /// <summary>Applies --suppress-contained and --mask-scoring values (null: keep) to a configuration.</summary>
+    internal static MaskRcnnConfig ApplyPostprocessing(MaskRcnnConfig c, string? suppress, string? maskScoring) =>
+        ApplySuppress(maskScoring is null ? c : c with { MaskScoring = ParseMaskScoring(maskScoring) }, suppress);
+
     /// <summary>Applies a --suppress-contained value (null: keep) to a configuration.</summary>
     internal static MaskRcnnConfig ApplySuppress(MaskRcnnConfig c, string? value) =>
         value is null ? c : c with { SuppressContained = ParseSuppress(value) };
@@ -232,10 +252,10 @@ internal static class PredictCommand
     };
 
     internal static MaskRcnnModel LoadModel(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5, double? nmsThreshold = null,
-        string? suppressContained = null) =>
+        string? suppressContained = null, string? maskScoring = null) =>
         IsSavedModel(weights, numClasses)
-            ? MaskRcnnModel.Load(weights, configure: SavedModelChanges(scoreThreshold, nmsThreshold, suppressContained))
-            : TorchvisionBuilder(weights, numClasses, scoreThreshold, normEps, nmsThreshold, suppressContained).Build();
+            ? MaskRcnnModel.Load(weights, configure: SavedModelChanges(scoreThreshold, nmsThreshold, suppressContained, maskScoring))
+            : TorchvisionBuilder(weights, numClasses, scoreThreshold, normEps, nmsThreshold, suppressContained, maskScoring).Build();
 
     /// <summary>
     /// True for a model saved by MaskRcnn.Net (its --num-classes, when given, must match), false for a torchvision
@@ -265,19 +285,20 @@ internal static class PredictCommand
     }
 
     /// <summary>The command-line changes to a saved model's configuration (null: keep the saved value).</summary>
-    internal static Func<MaskRcnnConfig, MaskRcnnConfig> SavedModelChanges(double? scoreThreshold, double? nmsThreshold, string? suppressContained) =>
-        c => ApplySuppress(c with
+    internal static Func<MaskRcnnConfig, MaskRcnnConfig> SavedModelChanges(double? scoreThreshold, double? nmsThreshold, string? suppressContained,
+        string? maskScoring = null) =>
+        c => ApplyPostprocessing(c with
         {
             RoIHeads = c.RoIHeads with
             {
                 ScoreThreshold = scoreThreshold ?? c.RoIHeads.ScoreThreshold,
                 NmsThreshold = nmsThreshold ?? c.RoIHeads.NmsThreshold,
             },
-        }, suppressContained);
+        }, suppressContained, maskScoring);
 
     /// <summary>The builder of a model from a torchvision state dict with the command-line settings.</summary>
     internal static MaskRcnnBuilder TorchvisionBuilder(string weights, int? numClasses, double? scoreThreshold, double normEps = 1e-5,
-        double? nmsThreshold = null, string? suppressContained = null)
+        double? nmsThreshold = null, string? suppressContained = null, string? maskScoring = null)
     {
         var builder = new MaskRcnnBuilder().WithNumClasses(numClasses ?? 91)
             .Configure(c => c with { Backbone = c.Backbone with { NormEps = normEps } })
@@ -292,7 +313,7 @@ internal static class PredictCommand
             builder.WithNmsThreshold(n);
         }
 
-        builder.Configure(c => ApplySuppress(c, suppressContained));
+        builder.Configure(c => ApplyPostprocessing(c, suppressContained, maskScoring));
         return builder;
     }
 }

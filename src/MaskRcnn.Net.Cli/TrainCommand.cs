@@ -104,6 +104,10 @@ internal static class TrainCommand
         {
             Description = "the saved model drops detections lying at least this fraction (0-1] inside a higher-scoring one of the same class, or 'off'" + Recipe,
         };
+        var maskScoring = new Option<string?>("--mask-scoring")
+        {
+            Description = "the saved model multiplies each score by its mask's confidence and sorts by the result: on or off" + Recipe,
+        };
         var nproc = new Option<int>("--nproc-per-node")
         {
             Description = "data-parallel training: start this many worker processes on this machine, the cores split between them (torchrun-style; each has --batch-size images, default the recipe's batch split over all ranks)",
@@ -117,7 +121,7 @@ internal static class TrainCommand
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
         {
             format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr, optimizer,
-            size, maxSize, depth, norm, trainable, init, pretrained, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads, suppress,
+            size, maxSize, depth, norm, trainable, init, pretrained, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads, suppress, maskScoring,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -227,6 +231,11 @@ internal static class TrainCommand
             if (GivenText(suppress) is { } sc)
             {
                 recipe = recipe with { SuppressContained = PredictCommand.ParseSuppress(sc) };
+            }
+
+            if (GivenText(maskScoring) is { } scoring)
+            {
+                recipe = recipe with { MaskScoring = PredictCommand.ParseMaskScoring(scoring) };
             }
 
             if (recipe.PretrainedPath is not null && (recipe.Depth != 18 || recipe.Norm != NormKind.FrozenBatchNorm))

@@ -75,7 +75,13 @@ public sealed record OnnxModelMetadata(
 
         /// <summary>M of the M×M masks.</summary>
         public const string MaskSize = "maskrcnn.mask_size";
+
+        /// <summary>Mask scoring, <c>on</c> or <c>off</c> (absent in exports before it existed: off).</summary>
+        public const string MaskScoring = "maskrcnn.mask_scoring";
     }
+
+    /// <summary>Whether the scores are multiplied by the masks' confidence (<c>maskrcnn.mask_scoring</c>; see <see cref="Net.MaskScoring"/>).</summary>
+    public bool MaskScoring { get; init; }
 
     /// <summary>The options of the shared post-processing this model's metadata asks for.</summary>
     public PostprocessingOptions Postprocessing => new()
@@ -83,6 +89,7 @@ public sealed record OnnxModelMetadata(
         ClassNames = ClassNames,
         MaskThreshold = MaskThreshold,
         SuppressContained = SuppressContained,
+        MaskScoring = MaskScoring,
     };
 
     /// <summary>
@@ -150,7 +157,15 @@ public sealed record OnnxModelMetadata(
             OptionalList(metadata, path, Keys.ImageMean),
             OptionalList(metadata, path, Keys.ImageStd),
             Optional(metadata, path, Keys.MaskSize, Integer),
-            producerName, producerVersion);
+            producerName, producerVersion)
+        {
+            MaskScoring = Optional(metadata, path, Keys.MaskScoring, v => v switch
+            {
+                "on" => true,
+                "off" => false,
+                _ => throw new FormatException("expected 'on' or 'off'"),
+            }) ?? false,
+        };
     }
 
     private static T Required<T>(IReadOnlyDictionary<string, string> metadata, string path, string key, Func<string, T> parse)
@@ -204,7 +219,8 @@ public sealed record OnnxModelMetadata(
         MaskThreshold.Equals(other.MaskThreshold) && SuppressContained.Equals(other.SuppressContained) &&
         ScoreThreshold.Equals(other.ScoreThreshold) && DetectionsPerImage == other.DetectionsPerImage && MinSize == other.MinSize &&
         MaxSize == other.MaxSize && SameList(ImageMean, other.ImageMean) && SameList(ImageStd, other.ImageStd) &&
-        MaskSize == other.MaskSize && ProducerName == other.ProducerName && ProducerVersion == other.ProducerVersion;
+        MaskSize == other.MaskSize && ProducerName == other.ProducerName && ProducerVersion == other.ProducerVersion &&
+        MaskScoring == other.MaskScoring;
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(FormatVersion, ClassNames.Count, MaskThreshold, SuppressContained, MinSize, MaxSize, MaskSize);

@@ -178,6 +178,12 @@ public sealed class MaskRcnnBuilder
     public MaskRcnnBuilder WithDuplicateSuppression(double? containment) => Configure(c => c with { SuppressContained = containment });
 
     /// <summary>
+    /// Multiplies each detection's score by its mask's confidence and sorts by the result (default off, as torchvision).
+    /// See <see cref="MaskScoring"/>.
+    /// </summary>
+    public MaskRcnnBuilder WithMaskScoring(bool on = true) => Configure(c => c with { MaskScoring = on });
+
+    /// <summary>
     /// Weights to load after building: a torchvision state dict (.pth / .safetensors) or a model saved with
     /// <see cref="MaskRcnnModel.Save"/>. With <paramref name="skipShapeMismatches"/>, layers whose shape differs
     /// (the class-specific predictors when fine-tuning COCO weights on other classes) keep their initialisation.

@@ -151,6 +151,13 @@ public sealed record MaskRcnnConfig
     /// </summary>
     public double? SuppressContained { get; init; }
 
+    /// <summary>
+    /// Multiplies each detection's score by its mask's confidence (the mean probability of the mask's pixels above
+    /// <see cref="MaskThreshold"/>) and sorts by the result; see <see cref="Net.MaskScoring"/>. False (default, as
+    /// torchvision): the network's scores. The training recipe turns it on.
+    /// </summary>
+    public bool MaskScoring { get; init; }
+
     /// <summary>Representation size of the box head.</summary>
     public int BoxHeadSize { get; init; } = 1024;
 
@@ -270,7 +277,7 @@ public sealed record MaskRcnnConfig
         NestedEqual(AnchorSizes, other.AnchorSizes) && NestedEqual(AnchorAspectRatios, other.AnchorAspectRatios) &&
         Equals(Rpn, other.Rpn) && Equals(RoIHeads, other.RoIHeads) && Equals(BoxPooler, other.BoxPooler) &&
         Equals(MaskPooler, other.MaskPooler) && Masks == other.Masks && MaskThreshold.Equals(other.MaskThreshold) &&
-        SuppressContained.Equals(other.SuppressContained) && BoxHeadSize == other.BoxHeadSize &&
+        SuppressContained.Equals(other.SuppressContained) && MaskScoring == other.MaskScoring && BoxHeadSize == other.BoxHeadSize &&
         ListEqual(MaskHeadLayers, other.MaskHeadLayers) && MaskPredictorChannels == other.MaskPredictorChannels &&
         Equals(Parts is { IsEmpty: false } ? Parts : null, other.Parts is { IsEmpty: false } ? other.Parts : null);
 

@@ -120,6 +120,7 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
         ClassNames = Config.ClassNames,
         MaskThreshold = Config.MaskThreshold,
         SuppressContained = Config.SuppressContained,
+        MaskScoring = Config.MaskScoring,
     };
 
     /// <summary>One image's detections (boxes at the original size, masks [D, 1, M, M] unpasted) through the shared post-processing.</summary>
@@ -211,9 +212,18 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
         var scores = d.Scores.ToArray<float>();
         var labels = d.Labels.ToArray<long>();
         byte[]? maskBytes = null;
+        float[]? confidences = null;
         if (d.Masks is { } m && labels.Length > 0)
         {
             maskBytes = m.Gt(Config.MaskThreshold).To(DType.UInt8).ToArray<byte>();
+            if (Config.MaskScoring)
+            {
+                // The pasted probabilities: the mean of those above the threshold, per detection.
+                var above = m.Gt(Config.MaskThreshold).To(DType.Float32).Reshape(labels.Length, -1);
+                var sums = (m.To(DType.Float32).Reshape(labels.Length, -1) * above).Sum(1).ToArray<float>();
+                var counts = above.Sum(1).ToArray<float>();
+                confidences = sums.Zip(counts, (sum, count) => count == 0 ? 0f : sum / count).ToArray();
+            }
         }
 
         var plane = (long)width * height;
@@ -226,7 +236,7 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
                 label, Config.ClassName(label), scores[i], mask));
         }
 
-        return DetectionPostprocessing.Finish(width, height, list, Postprocessing);
+        return DetectionPostprocessing.Finish(width, height, confidences is null ? list : MaskScoring.Rescore(list, confidences), Postprocessing);
     }
 
     /// <summary>

@@ -73,6 +73,7 @@ public sealed class PredictOnnxCommandTests : IDisposable
         Program.Main(["predict", "--json", json, image]).Should().Be(1, "a model is needed");
         Program.Main(["predict", "--onnx", model, "--num-classes", "3", "--json", json, image]).Should().Be(1, "--num-classes applies to --weights");
         Program.Main(["predict", "--onnx", model, "--suppress-contained", "0.5", "--json", json, image]).Should().Be(1, "the export carries its suppression");
+        Program.Main(["predict", "--onnx", model, "--mask-scoring", "on", "--json", json, image]).Should().Be(1, "the export carries its mask scoring");
         Program.Main(["predict", "--onnx", Path.Combine(dir, "missing.onnx"), "--json", json, image]).Should().Be(1);
         var foreign = Path.Combine(dir, "foreign.onnx");
         File.WriteAllBytes(foreign, File.ReadAllBytes(image));

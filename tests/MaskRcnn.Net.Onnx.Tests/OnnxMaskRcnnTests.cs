@@ -122,6 +122,33 @@ public sealed class OnnxMaskRcnnTests : IDisposable
     }
 
     [Fact]
+    public void The_metadata_mask_scoring_rescores_and_reorders()
+    {
+        var metadata = TestGraphs.Metadata();
+        metadata["maskrcnn.mask_scoring"] = "on";
+        using var model = OnnxMaskRcnn.Load(TestGraphs.Synthetic(Path.Combine(dir, "scoring.onnx"), metadata));
+        model.Metadata.MaskScoring.Should().BeTrue();
+        var image = Image(160, 120, 5);
+        using var plain = OnnxMaskRcnn.Load(Model());
+        var unscored = plain.Predict(image).Detections;
+
+        // Independently: each detection's score times the mean of its M×M probabilities above 0.5, sorted by that.
+        var plane = TestGraphs.MaskSize * TestGraphs.MaskSize;
+        var expected = unscored.Select((d, i) =>
+        {
+            var above = TestGraphs.MaskProbabilities.Skip(i * plane).Take(plane).Where(p => p > 0.5f).Select(p => (double)p).ToList();
+            return (Detection: d, Score: d.Score * above.Average());
+        }).OrderByDescending(x => x.Score).ToList();
+        var result = model.Predict(image).Detections;
+        result.Should().HaveCount(expected.Count);
+        for (var k = 0; k < expected.Count; k++)
+        {
+            result[k].Score.Should().BeApproximately((float)expected[k].Score, 1e-6f);
+            (result[k].Box, result[k].Label, result[k].Mask).Should().Be((expected[k].Detection.Box, expected[k].Detection.Label, expected[k].Detection.Mask));
+        }
+    }
+
+    [Fact]
     public void A_blank_image_gives_no_detections_not_an_error()
     {
         using var model = OnnxMaskRcnn.Load(Model());

@@ -47,6 +47,16 @@ public class OnnxModelMetadataTests
         s.SuppressContained.Should().Be(0.8);
         s.Postprocessing.SuppressContained.Should().Be(0.8);
         s.MinSize.Should().BeNull("the informational keys are optional");
+        s.MaskScoring.Should().BeFalse("an export without maskrcnn.mask_scoring predates it: off");
+
+        var scoring = Valid();
+        scoring["maskrcnn.mask_scoring"] = "on";
+        var on = OnnxModelMetadata.Parse(scoring, File);
+        on.MaskScoring.Should().BeTrue();
+        on.Postprocessing.MaskScoring.Should().BeTrue();
+        on.Should().NotBe(OnnxModelMetadata.Parse(Valid(), File));
+        scoring["maskrcnn.mask_scoring"] = "off";
+        OnnxModelMetadata.Parse(scoring, File).MaskScoring.Should().BeFalse();
     }
 
     [Theory]
@@ -74,6 +84,7 @@ public class OnnxModelMetadataTests
     [InlineData("maskrcnn.mask_threshold", "NaN", "*mask_threshold*malformed*")]
     [InlineData("maskrcnn.suppress_contained", "0", "*suppress_contained*outside (0, 1]*")]
     [InlineData("maskrcnn.suppress_contained", "on", "*suppress_contained*malformed*")]
+    [InlineData("maskrcnn.mask_scoring", "yes", "*mask_scoring*malformed*expected 'on' or 'off'*")]
     [InlineData("maskrcnn.min_size", "0", "*min_size*positive*")]
     [InlineData("maskrcnn.image_mean", "[0.4, \"x\"]", "*image_mean*malformed*")]
     [InlineData("maskrcnn.detections_per_image", "1e3", "*detections_per_image*malformed*")]

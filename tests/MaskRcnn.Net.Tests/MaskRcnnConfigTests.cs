@@ -32,6 +32,7 @@ public class MaskRcnnConfigTests
         Masks = true,
         MaskThreshold = 0.35,
         SuppressContained = 0.9,
+        MaskScoring = true,
         BoxHeadSize = 96,
         MaskHeadLayers = [32, 16],
         MaskPredictorChannels = 24,

@@ -27,6 +27,7 @@ public sealed class OnnxExporterTests : IDisposable
         .WithDetectionsPerImage(17)
         .WithMaskThreshold(0.4)
         .WithDuplicateSuppression(0.8)
+        .WithMaskScoring()
         .WithSeed(1)
         .Build();
 
@@ -61,6 +62,7 @@ public sealed class OnnxExporterTests : IDisposable
         meta["maskrcnn.max_size"].Should().Be("1000");
         meta["maskrcnn.size_divisible"].Should().Be("32");
         meta["maskrcnn.suppress_contained"].Should().Be("0.8");
+        meta["maskrcnn.mask_scoring"].Should().Be("on");
         JsonSerializer.Deserialize<double[]>(meta["maskrcnn.image_mean"]).Should().Equal(0.485, 0.456, 0.406);
         JsonSerializer.Deserialize<double[]>(meta["maskrcnn.image_std"]).Should().Equal(0.229, 0.224, 0.225);
     }
@@ -71,6 +73,7 @@ public sealed class OnnxExporterTests : IDisposable
         using var model = new MaskRcnnBuilder().WithBackbone(18, NormKind.FrozenBatchNorm).WithNumClasses(4).WithSeed(2).Build();
         var meta = OnnxExporter.Metadata(model, hasMasks: true).ToDictionary(kv => kv.Key, kv => kv.Value);
         meta["maskrcnn.suppress_contained"].Should().Be("off");
+        meta["maskrcnn.mask_scoring"].Should().Be("off");
         JsonSerializer.Deserialize<string[]>(meta["maskrcnn.class_names"]).Should().Equal("0", "1", "2", "3");
         meta["maskrcnn.mask_size"].Should().Be("28");
     }
