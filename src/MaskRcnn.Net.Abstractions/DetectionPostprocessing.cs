@@ -32,6 +32,13 @@ public sealed record PostprocessingOptions
     /// </summary>
     public bool MaskScoring { get; init; }
 
+    /// <summary>
+    /// Pastes the M×M masks with exact, half-pixel-aligned geometry (<see cref="MaskPasting.PasteAligned"/>, for mask
+    /// heads trained on aligned targets) instead of torchvision's <c>paste_masks_in_image</c> (default false; then
+    /// <see cref="MaskPadding"/> applies).
+    /// </summary>
+    public bool AlignedMaskPaste { get; init; }
+
     /// <summary>Checks the ranges; throws <see cref="ArgumentException"/> naming the field and its value.</summary>
     public void Validate()
     {
@@ -63,11 +70,11 @@ public sealed record PostprocessingOptions
     /// <inheritdoc/>
     public bool Equals(PostprocessingOptions? other) =>
         other is not null && MaskThreshold.Equals(other.MaskThreshold) && SuppressContained.Equals(other.SuppressContained) &&
-        MaskPadding == other.MaskPadding && MaskScoring == other.MaskScoring &&
+        MaskPadding == other.MaskPadding && MaskScoring == other.MaskScoring && AlignedMaskPaste == other.AlignedMaskPaste &&
         (ReferenceEquals(ClassNames, other.ClassNames) || (ClassNames is not null && other.ClassNames is not null && ClassNames.SequenceEqual(other.ClassNames)));
 
     /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(MaskThreshold, SuppressContained, MaskPadding, MaskScoring, ClassNames?.Count);
+    public override int GetHashCode() => HashCode.Combine(MaskThreshold, SuppressContained, MaskPadding, MaskScoring, AlignedMaskPaste, ClassNames?.Count);
 }
 
 /// <summary>
@@ -127,21 +134,24 @@ public static class DetectionPostprocessing
         }
 
         var threshold = (float)options.MaskThreshold;
+        var rescore = plane > 0 && options.MaskScoring;
         var list = new List<Detection>(n);
         var confidences = new List<float>(n);
         for (var i = 0; i < n; i++)
         {
             var box = new BoundingBox(boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]);
-            var mask = plane == 0 ? null : MaskPasting.PasteBinary(masks.Slice(i * plane, plane), box, width, height, threshold, options.MaskPadding);
+            var mask = plane == 0 ? null : options.AlignedMaskPaste
+                ? MaskPasting.PasteAlignedBinary(masks.Slice(i * plane, plane), box, width, height, threshold)
+                : MaskPasting.PasteBinary(masks.Slice(i * plane, plane), box, width, height, threshold, options.MaskPadding);
             var label = checked((int)labels[i]);
             list.Add(new Detection(box, label, options.ClassName(label), scores[i], mask));
-            if (plane > 0 && options.MaskScoring)
+            if (rescore)
             {
                 confidences.Add(MaskScoring.Confidence(masks.Slice(i * plane, plane), options.MaskThreshold));
             }
         }
 
-        return Finish(width, height, plane > 0 && options.MaskScoring ? MaskScoring.Rescore(list, confidences) : list, options);
+        return Finish(width, height, rescore ? MaskScoring.Rescore(list, confidences) : list, options);
     }
 
     /// <summary>

@@ -228,11 +228,14 @@ internal static class PredictCommand
     };
 
     /// <summary>Parses a --mask-scoring value: on or off.</summary>
-    internal static bool ParseMaskScoring(string value) => value switch
+    internal static bool ParseMaskScoring(string value) => ParseOnOff("--mask-scoring", value);
+
+    /// <summary>Parses an on/off option's value; anything else is an <see cref="ArgumentException"/> naming the option.</summary>
+    internal static bool ParseOnOff(string option, string value) => value switch
     {
         "on" => true,
         "off" => false,
-        _ => throw new ArgumentException($"--mask-scoring {value}: expected 'on' or 'off'"),
+        _ => throw new ArgumentException($"{option} {value}: expected 'on' or 'off'"),
     };
 
     /// <summary>Applies --suppress-contained and --mask-scoring values (null: keep) to a configuration.</summary>

@@ -108,6 +108,10 @@ internal static class TrainCommand
         {
             Description = "the saved model multiplies each score by its mask's confidence and sorts by the result: on or off" + Recipe,
         };
+        var alignedRoIAlign = new Option<string?>("--aligned-roi-align")
+        {
+            Description = "RoIAlign's half-pixel correction (detectron2's ROIAlignV2) in the box and mask poolers and the mask targets: on or off; saved with the model" + Recipe,
+        };
         var nproc = new Option<int>("--nproc-per-node")
         {
             Description = "data-parallel training: start this many worker processes on this machine, the cores split between them (torchrun-style; each has --batch-size images, default the recipe's batch split over all ranks)",
@@ -121,7 +125,7 @@ internal static class TrainCommand
         var command = new Command("train", "Train Mask R-CNN on your own labelled images")
         {
             format, trainJson, trainImages, valJson, valImages, defaultClass, classAttribute, output, epochs, minutes, batch, accumulate, lr, optimizer,
-            size, maxSize, depth, norm, trainable, init, pretrained, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads, suppress, maskScoring,
+            size, maxSize, depth, norm, trainable, init, pretrained, resume, checkpointEvery, validateEvery, fpnChannels, rois, boxHead, maskHead, anchors, schedule, warmup, jitter, scales, seed, predictorInit, threads, suppress, maskScoring, alignedRoIAlign,
         };
         var badAnnotations = DatasetLoader.BadAnnotationsOption();
         command.Options.Add(badAnnotations);
@@ -236,6 +240,11 @@ internal static class TrainCommand
             if (GivenText(maskScoring) is { } scoring)
             {
                 recipe = recipe with { MaskScoring = PredictCommand.ParseMaskScoring(scoring) };
+            }
+
+            if (GivenText(alignedRoIAlign) is { } aligned)
+            {
+                recipe = recipe with { AlignedRoIAlign = PredictCommand.ParseOnOff("--aligned-roi-align", aligned) };
             }
 
             if (recipe.PretrainedPath is not null && (recipe.Depth != 18 || recipe.Norm != NormKind.FrozenBatchNorm))

@@ -26,6 +26,14 @@ public sealed record RoIHeadsOptions(
     int DetectionsPerImage = 100,
     (double X, double Y, double W, double H)? BoxRegressionWeights = null)
 {
+    /// <summary>
+    /// Crop the mask targets with RoIAlign's half-pixel correction (detectron2's <c>BitMasks.crop_and_resize</c>,
+    /// <c>aligned=True</c>): each M×M target cell samples the ground-truth pixels the proposal covers. Off by default
+    /// (torchvision's <c>project_masks_on_boxes</c>, which samples half a pixel down and right). Pairs with
+    /// <c>RoIPoolerOptions.Aligned</c> on the poolers.
+    /// </summary>
+    public bool AlignedMaskTargets { get; init; }
+
     /// <summary>Checks the ranges; throws <see cref="ArgumentException"/> naming the field and its value.</summary>
     public void Validate()
     {
@@ -347,7 +355,7 @@ public sealed class RoIHeads : Module
         return selected.Split(labels.Select(l => l.Size(0)).ToArray(), 0).ToList();
     }
 
-    private static Tensor MaskLoss(Tensor maskLogits, List<Tensor> proposals, IReadOnlyList<DetectionTarget> targets, List<Tensor> matched)
+    private Tensor MaskLoss(Tensor maskLogits, List<Tensor> proposals, IReadOnlyList<DetectionTarget> targets, List<Tensor> matched)
     {
         var m = maskLogits.Size(-1);
         var labels = new List<Tensor>();
@@ -356,7 +364,7 @@ public sealed class RoIHeads : Module
         {
             var gtMasks = targets[i].Masks ?? throw new ArgumentException($"targets[{i}] has no masks but the model has a mask head", nameof(targets));
             labels.Add(targets[i].Labels.Index(matched[i]));
-            maskTargets.Add(ProjectMasksOnBoxes(gtMasks, proposals[i], matched[i], m));
+            maskTargets.Add(ProjectMasksOnBoxes(gtMasks, proposals[i], matched[i], m, Options.AlignedMaskTargets));
         }
 
         var lab = Tensor.Cat(labels);
@@ -370,12 +378,21 @@ public sealed class RoIHeads : Module
         return Functional.BinaryCrossEntropyWithLogits(selected, tgt);
     }
 
-    /// <summary>Crops each matched ground-truth mask to its proposal and resamples it to M×M with RoIAlign (torchvision's project_masks_on_boxes).</summary>
-    private static Tensor ProjectMasksOnBoxes(Tensor gtMasks, Tensor boxes, Tensor matched, long m)
+    /// <summary>
+    /// Crops each matched ground-truth mask to its proposal and resamples it to M×M with RoIAlign (torchvision's
+    /// project_masks_on_boxes; with <paramref name="aligned"/> the half-pixel-corrected sampling of detectron2).
+    /// </summary>
+    /// <param name="gtMasks">The image's ground-truth masks, [G, H, W] (0/1).</param>
+    /// <param name="boxes">Proposals, [K, 4] xyxy in the masks' pixels.</param>
+    /// <param name="matched">Index of each proposal's ground truth, int64 [K].</param>
+    /// <param name="m">Side of the targets (the mask head's output, 28).</param>
+    /// <param name="aligned">RoIAlign's half-pixel correction (<see cref="RoIHeadsOptions.AlignedMaskTargets"/>).</param>
+    /// <returns>Float [K, M, M] targets in [0, 1].</returns>
+    public static Tensor ProjectMasksOnBoxes(Tensor gtMasks, Tensor boxes, Tensor matched, long m, bool aligned = false)
     {
         var idx = matched.To(boxes.DType).Unsqueeze(1);
         var rois = Tensor.Cat([idx, boxes], 1);
         var masks = gtMasks.Unsqueeze(1).To(rois.DType);
-        return RoIAlignOp.Apply(masks, rois, (int)m, (int)m, 1.0, -1, false).Select(1, 0);
+        return RoIAlignOp.Apply(masks, rois, (int)m, (int)m, 1.0, -1, aligned).Select(1, 0);
     }
 }

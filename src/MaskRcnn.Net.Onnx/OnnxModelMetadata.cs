@@ -78,10 +78,19 @@ public sealed record OnnxModelMetadata(
 
         /// <summary>Mask scoring, <c>on</c> or <c>off</c> (absent in exports before it existed: off).</summary>
         public const string MaskScoring = "maskrcnn.mask_scoring";
+
+        /// <summary>
+        /// How the M×M masks are pasted: <c>torchvision</c> (<c>paste_masks_in_image</c>) or <c>aligned</c> (exact,
+        /// half-pixel-aligned geometry); absent in exports before it existed: torchvision.
+        /// </summary>
+        public const string MaskPaste = "maskrcnn.mask_paste";
     }
 
     /// <summary>Whether the scores are multiplied by the masks' confidence (<c>maskrcnn.mask_scoring</c>; see <see cref="Net.MaskScoring"/>).</summary>
     public bool MaskScoring { get; init; }
+
+    /// <summary>Whether the masks are pasted with aligned geometry (<c>maskrcnn.mask_paste</c> = <c>aligned</c>; see <see cref="PostprocessingOptions.AlignedMaskPaste"/>).</summary>
+    public bool AlignedMaskPaste { get; init; }
 
     /// <summary>The options of the shared post-processing this model's metadata asks for.</summary>
     public PostprocessingOptions Postprocessing => new()
@@ -90,6 +99,7 @@ public sealed record OnnxModelMetadata(
         MaskThreshold = MaskThreshold,
         SuppressContained = SuppressContained,
         MaskScoring = MaskScoring,
+        AlignedMaskPaste = AlignedMaskPaste,
     };
 
     /// <summary>
@@ -165,6 +175,12 @@ public sealed record OnnxModelMetadata(
                 "off" => false,
                 _ => throw new FormatException("expected 'on' or 'off'"),
             }) ?? false,
+            AlignedMaskPaste = Optional(metadata, path, Keys.MaskPaste, v => v switch
+            {
+                "torchvision" => false,
+                "aligned" => true,
+                _ => throw new FormatException("expected 'torchvision' or 'aligned'"),
+            }) ?? false,
         };
     }
 
@@ -220,7 +236,7 @@ public sealed record OnnxModelMetadata(
         ScoreThreshold.Equals(other.ScoreThreshold) && DetectionsPerImage == other.DetectionsPerImage && MinSize == other.MinSize &&
         MaxSize == other.MaxSize && SameList(ImageMean, other.ImageMean) && SameList(ImageStd, other.ImageStd) &&
         MaskSize == other.MaskSize && ProducerName == other.ProducerName && ProducerVersion == other.ProducerVersion &&
-        MaskScoring == other.MaskScoring;
+        MaskScoring == other.MaskScoring && AlignedMaskPaste == other.AlignedMaskPaste;
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(FormatVersion, ClassNames.Count, MaskThreshold, SuppressContained, MinSize, MaxSize, MaskSize);

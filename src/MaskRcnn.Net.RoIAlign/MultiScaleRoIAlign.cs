@@ -83,6 +83,15 @@ public sealed record RoIPoolerOptions(
     int CanonicalScale = 224,
     int CanonicalLevel = 4)
 {
+    /// <summary>
+    /// RoIAlign's half-pixel correction (torchvision's <c>roi_align(..., aligned=True)</c>, detectron2's
+    /// <c>ROIAlignV2</c>): a box's corners are shifted by -0.5 feature pixels after scaling, so bins sample the pixels
+    /// the box covers (pixel centres at +0.5) instead of a half-pixel-shifted grid. Off by default, as torchvision's
+    /// Mask R-CNN (and its COCO checkpoint) expects; the ImageNet training recipe turns it on. Only for
+    /// <see cref="PoolingKernel.RoIAlign"/>.
+    /// </summary>
+    public bool Aligned { get; init; }
+
     /// <summary>torchvision's box pooler: 7×7, sampling ratio 2.</summary>
     public static RoIPoolerOptions BoxDefault { get; } = new(7);
 
@@ -100,6 +109,11 @@ public sealed record RoIPoolerOptions(
         if (!Enum.IsDefined(Kernel))
         {
             throw new ArgumentException($"RoIPoolerOptions.Kernel is not a known pooling kernel: {Kernel}", nameof(Kernel));
+        }
+
+        if (Aligned && Kernel != PoolingKernel.RoIAlign)
+        {
+            throw new ArgumentException($"RoIPoolerOptions.Aligned applies to the RoIAlign kernel only, not {Kernel}", nameof(Aligned));
         }
 
         if (CanonicalScale < 1)
@@ -141,6 +155,7 @@ public sealed class MultiScaleRoIAlign : IRoIPooler
         Kernel = options.Kernel;
         CanonicalScale = options.CanonicalScale;
         CanonicalLevel = options.CanonicalLevel;
+        Aligned = options.Aligned;
     }
 
     /// <summary>The settings this pooler was made from (what a saved model configuration records).</summary>
@@ -160,6 +175,9 @@ public sealed class MultiScaleRoIAlign : IRoIPooler
 
     /// <summary>Canonical level of the level mapper.</summary>
     public int CanonicalLevel { get; }
+
+    /// <summary>Whether RoIAlign applies the half-pixel correction (<see cref="RoIPoolerOptions.Aligned"/>).</summary>
+    public bool Aligned { get; }
 
     /// <summary>The scale (feature size / image size, a power of two) of a feature map.</summary>
     public static double InferScale(Tensor feature, ImageSize largestImage)
@@ -200,7 +218,7 @@ public sealed class MultiScaleRoIAlign : IRoIPooler
         if (Kernel == PoolingKernel.RoIAlign)
         {
             return MaskRcnn.Net.RoIAlign.RoIAlign.ApplyMultiLevel(features, scales, rois, levels, OutputSize.Height,
-                OutputSize.Width, SamplingRatio, aligned: false).MoveToOuterDisposeScope();
+                OutputSize.Width, SamplingRatio, aligned: Aligned).MoveToOuterDisposeScope();
         }
 
         var numRois = rois.Size(0);
@@ -222,7 +240,7 @@ public sealed class MultiScaleRoIAlign : IRoIPooler
     }
 
     private Tensor Pool(Tensor feature, Tensor rois, double scale) => Kernel == PoolingKernel.RoIAlign
-        ? MaskRcnn.Net.RoIAlign.RoIAlign.Apply(feature, rois, OutputSize.Height, OutputSize.Width, scale, SamplingRatio, aligned: false)
+        ? MaskRcnn.Net.RoIAlign.RoIAlign.Apply(feature, rois, OutputSize.Height, OutputSize.Width, scale, SamplingRatio, aligned: Aligned)
         : RoIPool.Apply(feature, rois, OutputSize.Height, OutputSize.Width, scale);
 
     /// <summary>Concatenates per-image boxes into [K, 5] RoIs (batch index, x1, y1, x2, y2).</summary>

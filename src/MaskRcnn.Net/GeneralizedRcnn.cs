@@ -77,6 +77,12 @@ public class GeneralizedRcnn : Module
     /// <param name="description">How to name the image in an exception message (e.g. <c>images[2]</c>).</param>
     protected virtual void CheckImage(Tensor image, string description) => ArgumentNullException.ThrowIfNull(image, description);
 
+    /// <summary>
+    /// Whether <see cref="Detect(IReadOnlyList{Tensor})"/> pastes masks with the exact, half-pixel-aligned geometry
+    /// (<see cref="MaskPaster.PasteAligned"/>) instead of torchvision's paste; false here.
+    /// </summary>
+    private protected virtual bool AlignedMaskPaste => false;
+
     private (ImageBatch Batch, FeatureMaps Features, IReadOnlyList<DetectionTarget>? Targets) Prepare(
         IReadOnlyList<Tensor> images, IReadOnlyList<DetectionTarget>? targets)
     {
@@ -185,7 +191,14 @@ public class GeneralizedRcnn : Module
         {
             cancellationToken.ThrowIfCancellationRequested();
             var original = new ImageSize((int)images[i].Size(1), (int)images[i].Size(2));
-            result.Add(Transform.Postprocess(detections[i], batch.Sizes[i], original, pasteMasks));
+            var mapped = Transform.Postprocess(detections[i], batch.Sizes[i], original, pasteMasks && !AlignedMaskPaste);
+            if (pasteMasks && AlignedMaskPaste && mapped.Masks is { } unpasted)
+            {
+                // The unpasted masks stay in this call's scope, which releases them.
+                mapped = mapped with { Masks = MaskPaster.PasteAligned(unpasted, mapped.Boxes, original.Height, original.Width) };
+            }
+
+            result.Add(mapped);
         }
 
         StageProfile.Mark("postprocess");

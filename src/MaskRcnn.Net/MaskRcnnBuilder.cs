@@ -184,6 +184,23 @@ public sealed class MaskRcnnBuilder
     public MaskRcnnBuilder WithMaskScoring(bool on = true) => Configure(c => c with { MaskScoring = on });
 
     /// <summary>
+    /// RoIAlign's half-pixel correction (detectron2's <c>ROIAlignV2</c>) on the box and mask poolers
+    /// (<see cref="RoIPoolerOptions.Aligned"/>) and on the mask targets (<see cref="RoIHeadsOptions.AlignedMaskTargets"/>),
+    /// and the matching exact mask paste (<see cref="MaskRcnnConfig.AlignedMaskPaste"/>): boxes, pooled features, targets
+    /// and pasted masks then share one pixel geometry (pixel k covers [k, k + 1)).
+    /// Default off, as torchvision's Mask R-CNN and its COCO checkpoint; a model trained with it must be run with it (saved
+    /// with the model). Like <see cref="WithScoreThreshold"/>, it changes the current settings: call it after
+    /// <see cref="WithRoIHeads"/> and <c>WithPoolers</c>, which replace them.
+    /// </summary>
+    public MaskRcnnBuilder WithAlignedRoIAlign(bool on = true) => Configure(c => c with
+    {
+        BoxPooler = c.BoxPooler with { Aligned = on },
+        MaskPooler = c.MaskPooler with { Aligned = on },
+        RoIHeads = c.RoIHeads with { AlignedMaskTargets = on },
+        AlignedMaskPaste = on,
+    });
+
+    /// <summary>
     /// Weights to load after building: a torchvision state dict (.pth / .safetensors) or a model saved with
     /// <see cref="MaskRcnnModel.Save"/>. With <paramref name="skipShapeMismatches"/>, layers whose shape differs
     /// (the class-specific predictors when fine-tuning COCO weights on other classes) keep their initialisation.

@@ -158,6 +158,14 @@ public sealed record MaskRcnnConfig
     /// </summary>
     public bool MaskScoring { get; init; }
 
+    /// <summary>
+    /// Pastes the masks with exact, half-pixel-aligned geometry (detectron2's paste, <see cref="Core.Masks.MaskPasting.PasteAligned"/>)
+    /// instead of torchvision's <c>paste_masks_in_image</c>, which rounds the box to whole pixels and stretches the mask by
+    /// about one pixel. For mask heads trained on aligned targets (<see cref="RoIHeadsOptions.AlignedMaskTargets"/>); set
+    /// with them by <see cref="MaskRcnnBuilder.WithAlignedRoIAlign"/>. False (default, as torchvision).
+    /// </summary>
+    public bool AlignedMaskPaste { get; init; }
+
     /// <summary>Representation size of the box head.</summary>
     public int BoxHeadSize { get; init; } = 1024;
 
@@ -277,7 +285,8 @@ public sealed record MaskRcnnConfig
         NestedEqual(AnchorSizes, other.AnchorSizes) && NestedEqual(AnchorAspectRatios, other.AnchorAspectRatios) &&
         Equals(Rpn, other.Rpn) && Equals(RoIHeads, other.RoIHeads) && Equals(BoxPooler, other.BoxPooler) &&
         Equals(MaskPooler, other.MaskPooler) && Masks == other.Masks && MaskThreshold.Equals(other.MaskThreshold) &&
-        SuppressContained.Equals(other.SuppressContained) && MaskScoring == other.MaskScoring && BoxHeadSize == other.BoxHeadSize &&
+        SuppressContained.Equals(other.SuppressContained) && MaskScoring == other.MaskScoring && AlignedMaskPaste == other.AlignedMaskPaste &&
+        BoxHeadSize == other.BoxHeadSize &&
         ListEqual(MaskHeadLayers, other.MaskHeadLayers) && MaskPredictorChannels == other.MaskPredictorChannels &&
         Equals(Parts is { IsEmpty: false } ? Parts : null, other.Parts is { IsEmpty: false } ? other.Parts : null);
 
@@ -295,6 +304,7 @@ public sealed record MaskRcnnConfig
         hash.Add(MaskPooler);
         hash.Add(Masks);
         hash.Add(MaskThreshold);
+        hash.Add(AlignedMaskPaste);
         hash.Add(BoxHeadSize);
         hash.Add(MaskPredictorChannels);
         foreach (var c in MaskHeadLayers ?? [])

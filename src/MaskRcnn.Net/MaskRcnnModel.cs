@@ -121,6 +121,7 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
         MaskThreshold = Config.MaskThreshold,
         SuppressContained = Config.SuppressContained,
         MaskScoring = Config.MaskScoring,
+        AlignedMaskPaste = Config.AlignedMaskPaste,
     };
 
     /// <summary>One image's detections (boxes at the original size, masks [D, 1, M, M] unpasted) through the shared post-processing.</summary>
@@ -143,6 +144,9 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
 
     /// <inheritdoc />
     protected override void CheckImage(Tensor image, string description) => CheckImageSize(image, description);
+
+    /// <inheritdoc />
+    private protected override bool AlignedMaskPaste => Config.AlignedMaskPaste;
 
     /// <summary>
     /// Refuses, before any work, an input whose height or width is 0, that the resize would shrink to nothing, or
@@ -218,11 +222,13 @@ public sealed class MaskRcnnModel : GeneralizedRcnn, ITrainableDetector, IInstan
             maskBytes = m.Gt(Config.MaskThreshold).To(DType.UInt8).ToArray<byte>();
             if (Config.MaskScoring)
             {
-                // The pasted probabilities: the mean of those above the threshold, per detection.
-                var above = m.Gt(Config.MaskThreshold).To(DType.Float32).Reshape(labels.Length, -1);
-                var sums = (m.To(DType.Float32).Reshape(labels.Length, -1) * above).Sum(1).ToArray<float>();
-                var counts = above.Sum(1).ToArray<float>();
-                confidences = sums.Zip(counts, (sum, count) => count == 0 ? 0f : sum / count).ToArray();
+                // The pasted probabilities, one plane at a time: the same confidence the shared post-processing computes.
+                var probabilities = m.To(DType.Float32);
+                confidences = new float[labels.Length];
+                for (var i = 0; i < labels.Length; i++)
+                {
+                    confidences[i] = MaskScoring.Confidence(probabilities.Select(0, i).ToArray<float>(), Config.MaskThreshold);
+                }
             }
         }
 

@@ -257,14 +257,14 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
-    public void The_suppression_and_mask_scoring_settings_are_saved_with_the_model_and_bad_values_are_refused()
+    public void The_suppression_mask_scoring_and_aligned_roialign_settings_are_saved_with_the_model_and_bad_values_are_refused()
     {
-        string[] Args(string outDir, string suppress, string maskScoring = "on") =>
+        string[] Args(string outDir, string suppress, string maskScoring = "on", string aligned = "on") =>
         [
             "train", "--train", Path.Combine(Mini, "annotations.json"), "--images", Path.Combine(Mini, "images"), "--out", outDir,
             "--epochs", "1", "--batch-size", "2", "--min-size", "64", "--max-size", "64", "--pretrained", "none", "--fpn-channels", "16",
             "--rois-per-image", "16", "--box-head-size", "32", "--mask-head", "8", "--warmup", "1", "--threads", "1", "--suppress-contained", suppress,
-            "--mask-scoring", maskScoring,
+            "--mask-scoring", maskScoring, "--aligned-roi-align", aligned,
         ];
 
         var outDir = Path.Combine(dir, "suppress");
@@ -273,12 +273,16 @@ public sealed class TrainCommandTests : IDisposable
         {
             model.Config.SuppressContained.Should().Be(0.7, "--suppress-contained overrides the recipe (off from scratch)");
             model.Config.MaskScoring.Should().BeTrue("--mask-scoring overrides the recipe (off from scratch)");
+            (model.Config.BoxPooler.Aligned, model.Config.MaskPooler.Aligned, model.Config.RoIHeads.AlignedMaskTargets)
+                .Should().Be((true, true, true), "--aligned-roi-align on is saved with the model");
         }
 
         Program.Main(Args(Path.Combine(dir, "bad"), "1.5")).Should().NotBe(0);
         File.Exists(Path.Combine(dir, "bad", "model.safetensors")).Should().BeFalse("a bad value stops the run before training");
         Program.Main(Args(Path.Combine(dir, "bad2"), "off", "maybe")).Should().NotBe(0);
         File.Exists(Path.Combine(dir, "bad2", "model.safetensors")).Should().BeFalse("a bad --mask-scoring stops the run before training");
+        Program.Main(Args(Path.Combine(dir, "bad3"), "off", "on", "yes")).Should().NotBe(0);
+        File.Exists(Path.Combine(dir, "bad3", "model.safetensors")).Should().BeFalse("a bad --aligned-roi-align stops the run before training");
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using MaskRcnn.Net.Core;
 using MaskRcnn.Net.Core.Checkpoints;
 using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.Imaging;
+using MaskRcnn.Net.Core.Masks;
 using MaskRcnn.Net.Imaging;
 using MaskRcnn.Net.SkiaSharp;
 using MaskRcnn.Net.Tests;
@@ -146,6 +147,33 @@ public sealed class OnnxMaskRcnnTests : IDisposable
             result[k].Score.Should().BeApproximately((float)expected[k].Score, 1e-6f);
             (result[k].Box, result[k].Label, result[k].Mask).Should().Be((expected[k].Detection.Box, expected[k].Detection.Label, expected[k].Detection.Mask));
         }
+    }
+
+    [Fact]
+    public void The_metadata_aligned_mask_paste_pastes_each_mask_with_the_aligned_geometry()
+    {
+        var metadata = TestGraphs.Metadata();
+        metadata["maskrcnn.mask_paste"] = "aligned";
+        using var model = OnnxMaskRcnn.Load(TestGraphs.Synthetic(Path.Combine(dir, "aligned.onnx"), metadata));
+        model.Metadata.AlignedMaskPaste.Should().BeTrue();
+        var image = Image(160, 120, 5);
+        using var plain = OnnxMaskRcnn.Load(Model());
+        var torchvisionPasted = plain.Predict(image).Detections;
+        var result = model.Predict(image).Detections;
+        result.Should().HaveCount(torchvisionPasted.Count).And.NotBeEmpty();
+
+        // Same boxes, scores and order; each mask is the graph's M×M probabilities pasted with the aligned geometry.
+        var plane = TestGraphs.MaskSize * TestGraphs.MaskSize;
+        var differs = 0;
+        for (var i = 0; i < result.Count; i++)
+        {
+            (result[i].Box, result[i].Score, result[i].Label).Should().Be((torchvisionPasted[i].Box, torchvisionPasted[i].Score, torchvisionPasted[i].Label));
+            var probabilities = TestGraphs.MaskProbabilities.Skip(i * plane).Take(plane).ToArray();
+            result[i].Mask.Should().Be(MaskPasting.PasteAlignedBinary(probabilities, result[i].Box, 160, 120));
+            differs += result[i].Mask == torchvisionPasted[i].Mask ? 0 : 1;
+        }
+
+        differs.Should().BeGreaterThan(0, "the aligned paste differs from torchvision's");
     }
 
     [Fact]

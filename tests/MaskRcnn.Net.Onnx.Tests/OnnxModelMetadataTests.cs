@@ -57,6 +57,15 @@ public class OnnxModelMetadataTests
         on.Should().NotBe(OnnxModelMetadata.Parse(Valid(), File));
         scoring["maskrcnn.mask_scoring"] = "off";
         OnnxModelMetadata.Parse(scoring, File).MaskScoring.Should().BeFalse();
+
+        s.AlignedMaskPaste.Should().BeFalse("an export without maskrcnn.mask_paste predates it: torchvision's paste");
+        var paste = Valid();
+        paste["maskrcnn.mask_paste"] = "aligned";
+        var aligned = OnnxModelMetadata.Parse(paste, File);
+        (aligned.AlignedMaskPaste, aligned.Postprocessing.AlignedMaskPaste).Should().Be((true, true));
+        aligned.Should().NotBe(OnnxModelMetadata.Parse(Valid(), File));
+        paste["maskrcnn.mask_paste"] = "torchvision";
+        OnnxModelMetadata.Parse(paste, File).AlignedMaskPaste.Should().BeFalse();
     }
 
     [Theory]
@@ -85,6 +94,7 @@ public class OnnxModelMetadataTests
     [InlineData("maskrcnn.suppress_contained", "0", "*suppress_contained*outside (0, 1]*")]
     [InlineData("maskrcnn.suppress_contained", "on", "*suppress_contained*malformed*")]
     [InlineData("maskrcnn.mask_scoring", "yes", "*mask_scoring*malformed*expected 'on' or 'off'*")]
+    [InlineData("maskrcnn.mask_paste", "exact", "*mask_paste*malformed*expected 'torchvision' or 'aligned'*")]
     [InlineData("maskrcnn.min_size", "0", "*min_size*positive*")]
     [InlineData("maskrcnn.image_mean", "[0.4, \"x\"]", "*image_mean*malformed*")]
     [InlineData("maskrcnn.detections_per_image", "1e3", "*detections_per_image*malformed*")]

@@ -23,10 +23,12 @@ public class MultiScaleRoIAlignTests
     }
 
     [Theory]
-    [InlineData(7, 2)]
-    [InlineData(14, 2)]
-    [InlineData(7, 0)]
-    public void Matches_torchvision_MultiScaleRoIAlign_on_two_images(int output, int sampling)
+    [InlineData(7, 2, false)]
+    [InlineData(14, 2, false)]
+    [InlineData(7, 0, false)]
+    [InlineData(14, 2, true)]
+    [InlineData(7, 0, true)]
+    public void Matches_torchvision_MultiScaleRoIAlign_on_two_images(int output, int sampling, bool aligned)
     {
         using var scope = Torch.NewDisposeScope();
         Torch.ManualSeed(21);
@@ -44,14 +46,26 @@ public class MultiScaleRoIAlignTests
 
         var expected = PythonOracle.Compute($$"""
             from collections import OrderedDict
+            import torchvision.ops.poolers as poolers
             from torchvision.ops import MultiScaleRoIAlign
+            if {{(aligned ? "True" : "False")}}:
+                # torchvision's pooler always passes aligned=False; the aligned variant is the same with roi_align(aligned=True).
+                plain = poolers.roi_align
+                poolers.roi_align = lambda *a, **k: plain(*a, **k, aligned=True)
             x = OrderedDict((str(i), inp['f%d' % i].float()) for i in range(4))
             m = MultiScaleRoIAlign(['0', '1', '2', '3'], {{output}}, {{sampling}})
             out['y'] = m(x, [inp['b0'].float(), inp['b1'].float()], [(96, 120), (80, 128)])
             """, inputs);
-        var pooler = new MultiScaleRoIAlign(output, sampling);
+        var pooler = new MultiScaleRoIAlign(new RoIPoolerOptions(output, sampling) { Aligned = aligned });
+        pooler.Aligned.Should().Be(aligned);
         var y = pooler.Forward(feats, boxes, [new ImageSize(96, 120), new ImageSize(80, 128)]);
-        Assertions.AllClose(y, expected["y"], atol: 1e-5, what: "multi-scale roi align");
+        Assertions.AllClose(y, expected["y"], atol: 1e-5, what: $"multi-scale roi align (aligned={aligned})");
+        if (aligned)
+        {
+            // The correction moves the samples: the unaligned pooler differs on the same input.
+            var plain = new MultiScaleRoIAlign(output, sampling).Forward(feats, boxes, [new ImageSize(96, 120), new ImageSize(80, 128)]);
+            (plain - y).Abs().Max().ItemDouble().Should().BeGreaterThan(1e-3);
+        }
     }
 
     private static readonly double[] LevelScales = [0.25, 0.125, 0.0625, 0.03125];
@@ -223,6 +237,9 @@ public class MultiScaleRoIAlignTests
             .Should().Throw<ArgumentException>().Which.ParamName.Should().Be(nameof(RoIPoolerOptions.OutputSize));
         FluentActions.Invoking(() => new MultiScaleRoIAlign(options with { CanonicalLevel = -2 }))
             .Should().Throw<ArgumentException>().Which.ParamName.Should().Be(nameof(RoIPoolerOptions.CanonicalLevel));
+        FluentActions.Invoking(() => new MultiScaleRoIAlign(options with { Kernel = PoolingKernel.RoIPool, Aligned = true }))
+            .Should().Throw<ArgumentException>().Which.ParamName.Should().Be(nameof(RoIPoolerOptions.Aligned));
+        (options with { Aligned = true }).Should().NotBe(options, "the half-pixel correction is part of the settings a model saves");
     }
 
     [Fact]

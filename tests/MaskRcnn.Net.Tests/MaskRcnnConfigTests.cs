@@ -26,13 +26,14 @@ public class MaskRcnnConfigTests
             ForegroundIouThreshold: 0.65, BackgroundIouThreshold: 0.25, BatchSizePerImage: 128, PositiveFraction: 0.4, ScoreThreshold: 0.01,
             MinSize: 0.5),
         RoIHeads = new RoIHeadsOptions(ForegroundIouThreshold: 0.55, BackgroundIouThreshold: 0.45, BatchSizePerImage: 64, PositiveFraction: 0.3,
-            ScoreThreshold: 0.0, NmsThreshold: 0.4, DetectionsPerImage: 20, BoxRegressionWeights: (8, 8, 4, 4)),
-        BoxPooler = new RoIPoolerOptions(OutputSize: 5, SamplingRatio: 1, CanonicalScale: 112, CanonicalLevel: 3),
-        MaskPooler = new RoIPoolerOptions(OutputSize: 12, SamplingRatio: 3, CanonicalScale: 160, CanonicalLevel: 5),
+            ScoreThreshold: 0.0, NmsThreshold: 0.4, DetectionsPerImage: 20, BoxRegressionWeights: (8, 8, 4, 4)) { AlignedMaskTargets = true },
+        BoxPooler = new RoIPoolerOptions(OutputSize: 5, SamplingRatio: 1, CanonicalScale: 112, CanonicalLevel: 3) { Aligned = true },
+        MaskPooler = new RoIPoolerOptions(OutputSize: 12, SamplingRatio: 3, CanonicalScale: 160, CanonicalLevel: 5) { Aligned = true },
         Masks = true,
         MaskThreshold = 0.35,
         SuppressContained = 0.9,
         MaskScoring = true,
+        AlignedMaskPaste = true,
         BoxHeadSize = 96,
         MaskHeadLayers = [32, 16],
         MaskPredictorChannels = 24,
@@ -54,7 +55,8 @@ public class MaskRcnnConfigTests
         back.Should().Be(config);
         back.GetHashCode().Should().Be(config.GetHashCode());
         back.Backbone.Body.GroupNormGroups.Should().Be(8, "the body's options are saved as they are");
-        back.BoxPooler.Should().Be(new RoIPoolerOptions(5, 1, PoolingKernel.RoIAlign, 112, 3));
+        back.BoxPooler.Should().Be(new RoIPoolerOptions(5, 1, PoolingKernel.RoIAlign, 112, 3) { Aligned = true });
+        back.RoIHeads.AlignedMaskTargets.Should().BeTrue();
         json.Should().Contain("\"GroupNormGroups\": 8").And.Contain("\"BoxPooler\"").And.NotContain("BlocksPerStage");
 
         // Equality really compares the values: a change deep inside any list or record breaks it.
@@ -63,6 +65,8 @@ public class MaskRcnnConfigTests
         back.Should().NotBe(config with { Backbone = config.Backbone with { GroupNormGroups = 16 } });
         back.Should().NotBe(config with { Transform = config.Transform with { Std = [0.2, 0.25, 0.31] } });
         back.Should().NotBe(config with { MaskPooler = config.MaskPooler with { SamplingRatio = 2 } });
+        back.Should().NotBe(config with { BoxPooler = config.BoxPooler with { Aligned = false } });
+        back.Should().NotBe(config with { RoIHeads = config.RoIHeads with { AlignedMaskTargets = false } });
         back.Should().NotBe(config with { Rpn = config.Rpn with { MinSize = 0.25 } });
         back.Should().NotBe(config with { ClassNames = ["__background__", "tumor", "other"] });
         back.Should().NotBe(config with { Parts = new CustomPartsConfig { MaskHead = new NamedPart("some-head", new Dictionary<string, string> { ["channels"] = "9" }) } });

@@ -176,6 +176,40 @@ public class MaskRcnnModelTests
     }
 
     [Fact]
+    public void Aligned_models_paste_masks_the_same_way_in_predict_and_in_detect()
+    {
+        using var model = Small().WithAlignedRoIAlign().WithSeed(4).Build();
+        (model.Config.AlignedMaskPaste, model.Postprocessing.AlignedMaskPaste).Should().Be((true, true));
+        var path = RepoPaths.MriImage(0);
+        var predicted = model.Predict(path).Detections;
+        predicted.Should().NotBeEmpty();
+
+        // Detect pastes with tensors (MaskPaster.PasteAligned), Predict with the shared array code: the same masks,
+        // except pixels whose probability is within float rounding of the threshold.
+        using var scope = Torch.NewDisposeScope();
+        using var image = Core.Imaging.ImageCodec.Decode(path, Core.Imaging.ImageReadMode.Rgb);
+        var detected = model.Detect([image.To(DType.Float32) / 255.0])[0];
+        detected.Labels.Size(0).Should().Be(predicted.Count);
+        var probabilities = detected.Masks!.To(DType.Float32);
+        var (width, height) = ((int)image.Size(2), (int)image.Size(1));
+        var differing = 0;
+        for (var i = 0; i < predicted.Count; i++)
+        {
+            var p = probabilities.Select(0, i).Select(0, 0).Contiguous().ToArray<float>();
+            var bits = predicted[i].Mask!.ToBytes();
+            for (var k = 0; k < p.Length; k++)
+            {
+                if ((p[k] > 0.5f ? 1 : 0) != bits[k] && Math.Abs(p[k] - 0.5f) > 1e-5f)
+                {
+                    differing++;
+                }
+            }
+        }
+
+        differing.Should().Be(0);
+    }
+
+    [Fact]
     public void Concurrent_predictions_on_one_model_agree_with_sequential_ones()
     {
         using var model = Small().Build();

@@ -172,6 +172,7 @@ internal static partial class OnnxExporter
             new("maskrcnn.image_std", JsonSerializer.Serialize(transform.Std ?? Heads.TransformOptions.ImageNetStd)),
             new("maskrcnn.suppress_contained", model.Config.SuppressContained is { } c ? Invariant(c) : "off"),
             new("maskrcnn.mask_scoring", model.Config.MaskScoring ? "on" : "off"),
+            new("maskrcnn.mask_paste", model.Config.AlignedMaskPaste ? "aligned" : "torchvision"),
         };
         if (hasMasks)
         {

@@ -7,7 +7,7 @@ namespace MaskRcnn.Net.Export;
 /// <summary>
 /// Emits the box branch of <see cref="RoIHeads"/> in test mode as ONNX nodes: multi-scale RoIAlign of the proposals
 /// (level mapping and per-level scales as <see cref="MultiScaleRoIAlign"/>, RoIAlign with aligned = false, i.e. ONNX
-/// <c>RoiAlign</c> opset 16 with <c>coordinate_transformation_mode=output_half_pixel</c>), the box head and predictor,
+/// <c>RoiAlign</c> opset 16 with <c>coordinate_transformation_mode=output_half_pixel</c>, or <c>half_pixel</c> for an aligned pooler), the box head and predictor,
 /// softmax, per-class decoding with the coder's weights (10, 10, 5, 5 by default), clipping, dropping the background,
 /// the score threshold (strictly greater), removal of boxes with a side below 1e-2, NMS per class and the
 /// <see cref="RoIHeadsOptions.DetectionsPerImage"/> best detections by score.
@@ -136,7 +136,8 @@ internal static class RoIHeadsExport
         {
             var scaled = g.Mul(rois, g.Pow(two, logScales[level]));
             var batch = g.ConstantOfShape(g.Shape(rois, 0, 1), 0L);
-            return g.RoiAlign(features[level], scaled, batch, outH, outW, msra.SamplingRatio, 1f);
+            // torchvision's roi_align(aligned=False) is ONNX's output_half_pixel; aligned=True (ROIAlignV2) is half_pixel.
+            return g.RoiAlign(features[level], scaled, batch, outH, outW, msra.SamplingRatio, 1f, msra.Aligned ? "half_pixel" : "output_half_pixel");
         }
 
         if (features.Count == 1)

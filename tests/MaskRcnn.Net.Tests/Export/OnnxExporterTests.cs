@@ -28,6 +28,7 @@ public sealed class OnnxExporterTests : IDisposable
         .WithMaskThreshold(0.4)
         .WithDuplicateSuppression(0.8)
         .WithMaskScoring()
+        .WithAlignedRoIAlign()
         .WithSeed(1)
         .Build();
 
@@ -63,6 +64,7 @@ public sealed class OnnxExporterTests : IDisposable
         meta["maskrcnn.size_divisible"].Should().Be("32");
         meta["maskrcnn.suppress_contained"].Should().Be("0.8");
         meta["maskrcnn.mask_scoring"].Should().Be("on");
+        meta["maskrcnn.mask_paste"].Should().Be("aligned");
         JsonSerializer.Deserialize<double[]>(meta["maskrcnn.image_mean"]).Should().Equal(0.485, 0.456, 0.406);
         JsonSerializer.Deserialize<double[]>(meta["maskrcnn.image_std"]).Should().Equal(0.229, 0.224, 0.225);
     }
@@ -74,6 +76,7 @@ public sealed class OnnxExporterTests : IDisposable
         var meta = OnnxExporter.Metadata(model, hasMasks: true).ToDictionary(kv => kv.Key, kv => kv.Value);
         meta["maskrcnn.suppress_contained"].Should().Be("off");
         meta["maskrcnn.mask_scoring"].Should().Be("off");
+        meta["maskrcnn.mask_paste"].Should().Be("torchvision");
         JsonSerializer.Deserialize<string[]>(meta["maskrcnn.class_names"]).Should().Equal("0", "1", "2", "3");
         meta["maskrcnn.mask_size"].Should().Be("28");
     }

@@ -3,6 +3,7 @@ using MaskRcnn.Net.Core.Checkpoints;
 using MaskRcnn.Net.Core.Detection;
 using MaskRcnn.Net.Core.Imaging;
 using MaskRcnn.Net.Export;
+using MaskRcnn.Net.RoIAlign;
 using Microsoft.ML.OnnxRuntime;
 using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 using Xunit.Abstractions;
@@ -112,12 +113,17 @@ public sealed class OnnxHeadsExportTests : IClassFixture<MaskRcnnParityTests.Ora
         }
     }
 
-    [Fact]
-    public void Pooler_level_mapping_and_roialign_match_multiscale_roialign()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Pooler_level_mapping_and_roialign_match_multiscale_roialign(bool aligned)
     {
         // Boxes of every size class (so every FPN level is used), random features: ONNX RoiAlign with
-        // output_half_pixel and the in-graph level mapping against our MultiScaleRoIAlign.
+        // output_half_pixel (half_pixel when aligned) and the in-graph level mapping against our MultiScaleRoIAlign.
         using var model = Build();
+        IRoIPooler pooler = aligned
+            ? new MultiScaleRoIAlign(((MultiScaleRoIAlign)model.RoIHeads.BoxPooler).Options with { Aligned = true })
+            : model.RoIHeads.BoxPooler;
         using var scope = Torch.NewDisposeScope();
         using var inference = Torch.InferenceMode();
         Torch.ManualSeed(3);
@@ -129,13 +135,13 @@ public sealed class OnnxHeadsExportTests : IClassFixture<MaskRcnnParityTests.Ora
             700, 10, 799, 300, 3.3f, 4.4f, 150.7f, 180.2f, 250, 250, 700, 780,
         }, 9, 4);
         var imageSize = new ImageSize(800, 832);
-        var expected = model.RoIHeads.BoxPooler.Forward(maps, [boxes], [imageSize]);
+        var expected = pooler.Forward(maps, [boxes], [imageSize]);
 
         var g = new OnnxGraphBuilder();
         var features = sizes.Select((_, i) => g.Input($"f{i}", OnnxElementType.Float, 1, 8, $"h{i}", $"w{i}")).ToArray();
         var rois = g.Input("rois", OnnxElementType.Float, "k", 4);
         var size = g.Input("image_size", OnnxElementType.Int64, 2);
-        g.Output(RoIHeadsExport.EmitPooler(g, model.RoIHeads.BoxPooler, features, rois, size, "pool"), "pooled", OnnxElementType.Float, null);
+        g.Output(RoIHeadsExport.EmitPooler(g, pooler, features, rois, size, "pool"), "pooled", OnnxElementType.Float, null);
         using var session = new InferenceSession(g.ToWriter().ToBytes());
         var inputs = maps.Select((m, i) => ($"f{i}", OnnxTestSession.Value(m)))
             .Append(("rois", OnnxTestSession.Value(boxes)))
@@ -143,8 +149,13 @@ public sealed class OnnxHeadsExportTests : IClassFixture<MaskRcnnParityTests.Ora
         var pooled = OnnxTestSession.Run(session, inputs)["pooled"];
         pooled.Shape.Should().Equal(expected.Shape);
         using var diff = (pooled - expected).Abs().Max();
-        output.WriteLine($"pooled max abs diff {diff.ItemDouble():E2}");
+        output.WriteLine($"pooled (aligned={aligned}) max abs diff {diff.ItemDouble():E2}");
         diff.ItemDouble().Should().BeLessThan(1e-5);
+        if (aligned)
+        {
+            using var plain = (model.RoIHeads.BoxPooler.Forward(maps, [boxes], [imageSize]) - expected).Abs().Max();
+            plain.ItemDouble().Should().BeGreaterThan(1e-3, "the half-pixel correction changes the pooled values");
+        }
     }
 }
 
@@ -300,10 +311,15 @@ internal sealed record DetectionSet(float[] Boxes, long[] Labels, float[] Scores
     /// <summary>True when <see cref="Masks"/> are already full-image probabilities (our model's Detect output).</summary>
     public bool MasksArePasted { get; init; }
 
+    /// <summary>Paste with the aligned geometry (<see cref="MaskPaster.PasteAligned"/>) instead of torchvision's.</summary>
+    public bool AlignedPaste { get; init; }
+
     /// <summary>Full-image [D, 1, H, W] mask probabilities: pasted at the boxes (unless already).</summary>
     public Tensor? Pasted(long height, long width) =>
         Masks is not { } m || Count == 0 ? null
-        : MasksArePasted ? m : MaskPaster.Paste(m, Tensor.FromArray(Boxes, Count, 4), height, width);
+        : MasksArePasted ? m
+        : AlignedPaste ? MaskPaster.PasteAligned(m, Tensor.FromArray(Boxes, Count, 4), height, width)
+        : MaskPaster.Paste(m, Tensor.FromArray(Boxes, Count, 4), height, width);
 
     public static DetectionSet From(Tensor boxes, Tensor labels, Tensor scores, Tensor? masks) =>
         new(boxes.To(DType.Float32).ToArray<float>(), labels.To(DType.Int64).ToArray<long>(), scores.To(DType.Float32).ToArray<float>(), masks);

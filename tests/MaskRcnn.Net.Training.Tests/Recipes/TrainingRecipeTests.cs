@@ -1,4 +1,5 @@
 using MaskRcnn.Net.Backbones;
+using MaskRcnn.Net.RoIAlign;
 using MaskRcnn.Net.Tests;
 
 namespace MaskRcnn.Net.Training.Tests;
@@ -41,12 +42,15 @@ public class TrainingRecipeTests
             recipe.Choices.Single(c => c.Setting == "--anchor-sizes").Reason.Should().Contain("19–136 px").And.Contain("26 px");
             (recipe.LearningRate, recipe.CreateTrainerOptions().LearningRate).Should().Be((0.01, 0.01), $"{request} stays near its peak rate for long");
             recipe.Choices.Single(c => c.Setting == "--lr").Should().Match<RecipeChoice>(c => c.Value == "0.01" && c.Reason.Contains("long run"));
+            recipe.RoIsPerImage.Should().Be(128, $"{request} is long and its images have at most 2 objects");
+            recipe.Choices.Single(c => c.Setting == "--rois-per-image").Should().Match<RecipeChoice>(c => c.Value == "128" && c.Reason.Contains("long"));
             TrainingRecipe.For(train, request with { Optimizer = OptimizerKind.AdamW }).LearningRate.Should().Be(1e-4, "AdamW keeps its own rate");
         }
 
         foreach (var request in new[] { new RecipeRequest { TimeBudget = TimeSpan.FromMinutes(14) }, new RecipeRequest { Epochs = 15 } })
         {
             TrainingRecipe.For(train, request).LearningRate.Should().Be(0.02, $"{request} is short");
+            TrainingRecipe.For(train, request).RoIsPerImage.Should().Be(64, $"{request} is short");
         }
 
         TrainingRecipe.For(train, new RecipeRequest { Weights = "coco.pth", Epochs = 24 }).LearningRate.Should().Be(0.005, "fine-tuning keeps torchvision's rate");
@@ -70,12 +74,16 @@ public class TrainingRecipeTests
         auto.MaskScoring.Should().BeTrue("measured with the pretrained recipe: +0.016 mask AP on average (README)");
         auto.Choices.Should().Contain(c => c.Setting == "--mask-scoring" && c.Value == "on" && c.Reason.Contains("mask AP"));
         TrainingRecipe.For(train, new RecipeRequest { Pretrained = PretrainedChoice.None }).MaskScoring.Should().BeFalse("not measured from scratch");
+        auto.AlignedRoIAlign.Should().BeTrue();
+        auto.Choices.Should().Contain(c => c.Setting == "--aligned-roi-align" && c.Value == "on");
+        TrainingRecipe.For(train, new RecipeRequest { Pretrained = PretrainedChoice.None }).AlignedRoIAlign.Should().BeFalse("not measured from scratch");
 
         var fineTune = TrainingRecipe.For(train, new RecipeRequest { Weights = "coco.pth" });
         fineTune.Weights.Should().Be("coco.pth");
         fineTune.PretrainedPath.Should().BeNull();
         fineTune.SuppressContained.Should().BeNull("fine-tuning keeps torchvision's post-processing");
         fineTune.MaskScoring.Should().BeFalse("fine-tuning keeps torchvision's post-processing");
+        fineTune.AlignedRoIAlign.Should().BeFalse("torchvision's COCO weights were trained unaligned");
         (fineTune.Depth, fineTune.Norm, fineTune.TrainableLayers, fineTune.LearningRate).Should().Be((50, NormKind.FrozenBatchNorm, 3, 0.005));
 
         var budget = TrainingRecipe.For(train, new RecipeRequest { Pretrained = PretrainedChoice.None, TimeBudget = TimeSpan.FromMinutes(5) });
@@ -88,7 +96,7 @@ public class TrainingRecipeTests
     public void The_builder_follows_the_recipe()
     {
         var train = Train();
-        var recipe = TrainingRecipe.For(train) with { FpnChannels = 32, BoxHeadSize = 64, MaskHead = [16, 16], SuppressContained = 0.8 };
+        var recipe = TrainingRecipe.For(train) with { FpnChannels = 32, BoxHeadSize = 64, MaskHead = [16, 16], SuppressContained = 0.8, AlignedRoIAlign = true };
         using var model = recipe.CreateBuilder(train.ClassNames).WithSeed(0).Build();
         var c = model.Config;
         c.ClassNames.Should().Equal(train.ClassNames);
@@ -101,9 +109,12 @@ public class TrainingRecipeTests
         c.MaskHeadLayers.Should().Equal(16, 16);
         c.SuppressContained.Should().Be(0.8);
         c.MaskScoring.Should().BeTrue();
-        using var off = (recipe with { SuppressContained = null, MaskScoring = false }).CreateBuilder(train.ClassNames).WithSeed(0).Build();
+        (c.BoxPooler.Aligned, c.MaskPooler.Aligned, c.RoIHeads.AlignedMaskTargets).Should().Be((true, true, true));
+        ((MultiScaleRoIAlign)model.RoIHeads.MaskPooler!).Aligned.Should().BeTrue("the built pooler follows the configuration");
+        using var off = (recipe with { SuppressContained = null, MaskScoring = false, AlignedRoIAlign = false }).CreateBuilder(train.ClassNames).WithSeed(0).Build();
         off.Config.SuppressContained.Should().BeNull();
         off.Config.MaskScoring.Should().BeFalse();
+        (off.Config.BoxPooler.Aligned, off.Config.MaskPooler.Aligned, off.Config.RoIHeads.AlignedMaskTargets).Should().Be((false, false, false));
     }
 
     [Fact]
