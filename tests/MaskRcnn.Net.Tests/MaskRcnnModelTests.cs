@@ -185,13 +185,13 @@ public class MaskRcnnModelTests
         predicted.Should().NotBeEmpty();
 
         // Detect pastes with tensors (MaskPaster.PasteAligned), Predict with the shared array code: the same masks,
-        // except pixels whose probability is within float rounding of the threshold.
+        // except pixels within float rounding of the threshold (the two calls run the network twice, and an untrained
+        // mask head's probabilities all lie near 0.5; measured: one pixel 1.8e-5 from it flipped).
         using var scope = Torch.NewDisposeScope();
         using var image = Core.Imaging.ImageCodec.Decode(path, Core.Imaging.ImageReadMode.Rgb);
         var detected = model.Detect([image.To(DType.Float32) / 255.0])[0];
         detected.Labels.Size(0).Should().Be(predicted.Count);
         var probabilities = detected.Masks!.To(DType.Float32);
-        var (width, height) = ((int)image.Size(2), (int)image.Size(1));
         var differing = 0;
         for (var i = 0; i < predicted.Count; i++)
         {
@@ -199,7 +199,7 @@ public class MaskRcnnModelTests
             var bits = predicted[i].Mask!.ToBytes();
             for (var k = 0; k < p.Length; k++)
             {
-                if ((p[k] > 0.5f ? 1 : 0) != bits[k] && Math.Abs(p[k] - 0.5f) > 1e-5f)
+                if ((p[k] > 0.5f ? 1 : 0) != bits[k] && Math.Abs(p[k] - 0.5f) > 1e-4f)
                 {
                     differing++;
                 }

@@ -136,36 +136,59 @@ public static class MaskPasting
             return;
         }
 
-        // rows[i, x] = Σ_j mask[i, j] · wx[x, j], then value[y, x] = Σ_i wy[y, i] · rows[i, x].
+        // value[y, x] = Σ_i Σ_j wy[y, i] · mask[i, j] · wx[x, j], with at most two non-zero weights per pixel and axis:
+        // rows[i, x] = Σ_j mask[i, j] · wx[x, j] first (M × width taps), then the two rows each pixel row reads.
+        var xTaps = Taps(wx, cx, m);
+        var yTaps = Taps(wy, cy, m);
         var rows = new float[m * cx];
         for (var i = 0; i < m; i++)
         {
             var row = mask.Slice(i * m, m);
             for (var x = 0; x < cx; x++)
             {
-                float sum = 0;
-                for (var j = 0; j < m; j++)
-                {
-                    sum += row[j] * wx[x * m + j];
-                }
-
-                rows[i * cx + x] = sum;
+                var (j0, w0, j1, w1) = xTaps[x];
+                rows[i * cx + x] = row[j0] * w0 + row[j1] * w1;
             }
         }
 
         for (var y = 0; y < cy; y++)
         {
+            var (i0, v0, i1, v1) = yTaps[y];
             for (var x = 0; x < cx; x++)
             {
-                float sum = 0;
-                for (var i = 0; i < m; i++)
-                {
-                    sum += wy[y * m + i] * rows[i * cx + x];
-                }
-
-                store((y0 + y) * width + x0 + x, sum);
+                store((y0 + y) * width + x0 + x, v0 * rows[i0 * cx + x] + v1 * rows[i1 * cx + x]);
             }
         }
+    }
+
+    /// <summary>The (at most two) non-zero weights of each row of an [count, cells] weight matrix, as index/weight pairs.</summary>
+    private static (int First, float FirstWeight, int Second, float SecondWeight)[] Taps(float[] weights, int count, int cells)
+    {
+        var taps = new (int, float, int, float)[count];
+        for (var k = 0; k < count; k++)
+        {
+            var (a, wa, b, wb) = (0, 0f, 0, 0f);
+            var found = 0;
+            for (var c = 0; c < cells && found < 2; c++)
+            {
+                var w = weights[k * cells + c];
+                if (w != 0)
+                {
+                    if (found++ == 0)
+                    {
+                        (a, wa) = (c, w);
+                    }
+                    else
+                    {
+                        (b, wb) = (c, w);
+                    }
+                }
+            }
+
+            taps[k] = (a, wa, b, wb);
+        }
+
+        return taps;
     }
 
     private static T[] NewPlane<T>(int width, int height)
