@@ -17,25 +17,10 @@ public static class MaskPaster
         ArgumentNullException.ThrowIfNull(masks);
         Boxes.Check(boxes, nameof(boxes));
         ArgumentOutOfRangeException.ThrowIfNegative(padding);
-        if (height <= 0 || width <= 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(height), $"image size {height}x{width} must be positive");
-        }
-
         using var scope = Torch.NewDisposeScope();
-        var m = masks.Dim == 3 ? masks.Unsqueeze(1) : masks;
+        var m = MasksToPaste(masks, boxes, height, width);
         var ms = m.Shape;
-        if (ms.Length != 4 || ms[1] != 1 || ms[2] != ms[3] || ms[2] == 0)
-        {
-            throw new ArgumentException($"masks must be [N, 1, M, M] or [N, M, M], got [{string.Join(", ", masks.Shape)}]", nameof(masks));
-        }
-
         var n = ms[0];
-        if (boxes.Size(0) != n)
-        {
-            throw new ArgumentException($"{n} masks but {boxes.Size(0)} boxes", nameof(boxes));
-        }
-
         if (n == 0)
         {
             return Tensor.Empty([0, 1, height, width], m.DType, m.Device).MoveToOuterDisposeScope();
@@ -78,25 +63,10 @@ public static class MaskPaster
     {
         ArgumentNullException.ThrowIfNull(masks);
         Boxes.Check(boxes, nameof(boxes));
-        if (height <= 0 || width <= 0 || height > int.MaxValue || width > int.MaxValue)
-        {
-            throw new ArgumentOutOfRangeException(nameof(height), $"image size {height}x{width} must be positive");
-        }
-
         using var scope = Torch.NewDisposeScope();
-        var m = masks.Dim == 3 ? masks.Unsqueeze(1) : masks;
+        var m = MasksToPaste(masks, boxes, height, width);
         var ms = m.Shape;
-        if (ms.Length != 4 || ms[1] != 1 || ms[2] != ms[3] || ms[2] == 0)
-        {
-            throw new ArgumentException($"masks must be [N, 1, M, M] or [N, M, M], got [{string.Join(", ", masks.Shape)}]", nameof(masks));
-        }
-
         var n = ms[0];
-        if (boxes.Size(0) != n)
-        {
-            throw new ArgumentException($"{n} masks but {boxes.Size(0)} boxes", nameof(boxes));
-        }
-
         var result = Tensor.Zeros([n, 1, height, width], m.DType, m.Device);
         if (n == 0)
         {
@@ -124,6 +94,32 @@ public static class MaskPaster
         }
 
         return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The checks both pastes share (image size, mask shape, one box per mask); returns the masks as [N, 1, M, M], a
+    /// view made in the caller's dispose scope.
+    /// </summary>
+    private static Tensor MasksToPaste(Tensor masks, Tensor boxes, long height, long width)
+    {
+        if (height <= 0 || width <= 0 || height > int.MaxValue || width > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(height), $"image size {height}x{width} must be positive");
+        }
+
+        var m = masks.Dim == 3 ? masks.Unsqueeze(1) : masks;
+        var ms = m.Shape;
+        if (ms.Length != 4 || ms[1] != 1 || ms[2] != ms[3] || ms[2] == 0)
+        {
+            throw new ArgumentException($"masks must be [N, 1, M, M] or [N, M, M], got [{string.Join(", ", masks.Shape)}]", nameof(masks));
+        }
+
+        if (boxes.Size(0) != ms[0])
+        {
+            throw new ArgumentException($"{ms[0]} masks but {boxes.Size(0)} boxes", nameof(boxes));
+        }
+
+        return m;
     }
 
     /// <summary>Scales boxes about their centres by <paramref name="scale"/> (torchvision's expand_boxes).</summary>
