@@ -74,6 +74,25 @@ public static class MaskPasting
     /// <exception cref="ArgumentException"><paramref name="cells"/> or <paramref name="size"/> is not positive, or a bound is not finite.</exception>
     public static (int First, int Count, float[] Weights) AlignedWeights(float start, float end, int cells, int size)
     {
+        var (first, taps) = AlignedTaps(start, end, cells, size);
+        var weights = new float[taps.Length * cells];
+        for (var k = 0; k < taps.Length; k++)
+        {
+            var (low, wLow, high, wHigh) = taps[k];
+            weights[k * cells + low] += wLow;
+            weights[k * cells + high] += wHigh;
+        }
+
+        return (first, taps.Length, weights);
+    }
+
+    /// <summary>
+    /// The pixels <c>first … first + taps.Length − 1</c> that the span reaches (see <see cref="AlignedWeights"/>) and,
+    /// for each, its two cells and their bilinear weights (a tap beyond the outer cells has weight 0 and a cell index
+    /// clamped into the mask, so it reads a real cell and adds nothing).
+    /// </summary>
+    private static (int First, (int Low, float LowWeight, int High, float HighWeight)[] Taps) AlignedTaps(float start, float end, int cells, int size)
+    {
         if (cells < 1 || size < 1)
         {
             throw new ArgumentException($"cells ({cells}) and size ({size}) must be positive", nameof(cells));
@@ -87,7 +106,7 @@ public static class MaskPasting
         var length = (double)end - start;
         if (!(length > 0))
         {
-            return (0, 0, []);
+            return (0, []);
         }
 
         // Pixel p's centre p + 0.5 is at cell coordinate u = (p + 0.5 − start) / cell − 0.5 (cell centres at integers);
@@ -95,42 +114,28 @@ public static class MaskPasting
         var cell = length / cells;
         var first = (int)Math.Clamp(Math.Floor(start - cell / 2 - 0.5) + 1, 0, size);
         var last = (int)Math.Clamp(Math.Ceiling(end + cell / 2 - 0.5) - 1, -1, size - 1);
-        var count = Math.Max(0, last - first + 1);
-        var weights = new float[count * cells];
-        for (var k = 0; k < count; k++)
+        var taps = new (int, float, int, float)[Math.Max(0, last - first + 1)];
+        for (var k = 0; k < taps.Length; k++)
         {
             var u = (first + k + 0.5 - start) / cell - 0.5;
             var low = (int)Math.Floor(u);
             var high = (float)(u - low);
-            if (low >= 0 && low < cells)
-            {
-                weights[k * cells + low] = 1f - high;
-            }
-
-            if (low + 1 >= 0 && low + 1 < cells)
-            {
-                weights[k * cells + low + 1] = high;
-            }
+            var inLow = low >= 0 && low < cells;
+            var inHigh = low + 1 >= 0 && low + 1 < cells;
+            taps[k] = (inLow ? low : Math.Clamp(low, 0, cells - 1), inLow ? 1f - high : 0f,
+                       inHigh ? low + 1 : Math.Clamp(low + 1, 0, cells - 1), inHigh ? high : 0f);
         }
 
-        return (first, count, weights);
+        return (first, taps);
     }
 
     private static void PasteAlignedInto(ReadOnlySpan<float> mask, BoundingBox box, int width, int height, Action<int, float> store)
     {
-        var m = (int)Math.Sqrt(mask.Length);
-        if (m == 0 || m * m != mask.Length)
-        {
-            throw new ArgumentException($"a mask must be M×M probabilities with M > 0, got {mask.Length} values", nameof(mask));
-        }
-
-        if (!float.IsFinite(box.X1) || !float.IsFinite(box.Y1) || !float.IsFinite(box.X2) || !float.IsFinite(box.Y2))
-        {
-            throw new ArgumentException($"the box ({box.X1}, {box.Y1}, {box.X2}, {box.Y2}) is not finite", nameof(box));
-        }
-
-        var (x0, cx, wx) = AlignedWeights(box.X1, box.X2, m, width);
-        var (y0, cy, wy) = AlignedWeights(box.Y1, box.Y2, m, height);
+        var m = CheckMaskAndBox(mask, box);
+        var (x0, xTaps) = AlignedTaps(box.X1, box.X2, m, width);
+        var (y0, yTaps) = AlignedTaps(box.Y1, box.Y2, m, height);
+        var cx = xTaps.Length;
+        var cy = yTaps.Length;
         if (cx == 0 || cy == 0)
         {
             return;
@@ -138,8 +143,6 @@ public static class MaskPasting
 
         // value[y, x] = Σ_i Σ_j wy[y, i] · mask[i, j] · wx[x, j], with at most two non-zero weights per pixel and axis:
         // rows[i, x] = Σ_j mask[i, j] · wx[x, j] first (M × width taps), then the two rows each pixel row reads.
-        var xTaps = Taps(wx, cx, m);
-        var yTaps = Taps(wy, cy, m);
         var rows = new float[m * cx];
         for (var i = 0; i < m; i++)
         {
@@ -161,34 +164,21 @@ public static class MaskPasting
         }
     }
 
-    /// <summary>The (at most two) non-zero weights of each row of an [count, cells] weight matrix, as index/weight pairs.</summary>
-    private static (int First, float FirstWeight, int Second, float SecondWeight)[] Taps(float[] weights, int count, int cells)
+    /// <summary>The side M of an M×M mask, after checking the mask is square and non-empty and the box finite (both pastes).</summary>
+    private static int CheckMaskAndBox(ReadOnlySpan<float> mask, BoundingBox box)
     {
-        var taps = new (int, float, int, float)[count];
-        for (var k = 0; k < count; k++)
+        var m = (int)Math.Sqrt(mask.Length);
+        if (m == 0 || m * m != mask.Length)
         {
-            var (a, wa, b, wb) = (0, 0f, 0, 0f);
-            var found = 0;
-            for (var c = 0; c < cells && found < 2; c++)
-            {
-                var w = weights[k * cells + c];
-                if (w != 0)
-                {
-                    if (found++ == 0)
-                    {
-                        (a, wa) = (c, w);
-                    }
-                    else
-                    {
-                        (b, wb) = (c, w);
-                    }
-                }
-            }
-
-            taps[k] = (a, wa, b, wb);
+            throw new ArgumentException($"a mask must be M×M probabilities with M > 0, got {mask.Length} values", nameof(mask));
         }
 
-        return taps;
+        if (!float.IsFinite(box.X1) || !float.IsFinite(box.Y1) || !float.IsFinite(box.X2) || !float.IsFinite(box.Y2))
+        {
+            throw new ArgumentException($"the box ({box.X1}, {box.Y1}, {box.X2}, {box.Y2}) is not finite", nameof(box));
+        }
+
+        return m;
     }
 
     private static T[] NewPlane<T>(int width, int height)
@@ -209,16 +199,7 @@ public static class MaskPasting
     private static void PasteInto(ReadOnlySpan<float> mask, BoundingBox box, int width, int height, int padding, Action<int, float> store)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(padding);
-        var m = (int)Math.Sqrt(mask.Length);
-        if (m == 0 || m * m != mask.Length)
-        {
-            throw new ArgumentException($"a mask must be M×M probabilities with M > 0, got {mask.Length} values", nameof(mask));
-        }
-
-        if (!float.IsFinite(box.X1) || !float.IsFinite(box.Y1) || !float.IsFinite(box.X2) || !float.IsFinite(box.Y2))
-        {
-            throw new ArgumentException($"the box ({box.X1}, {box.Y1}, {box.X2}, {box.Y2}) is not finite", nameof(box));
-        }
+        var m = CheckMaskAndBox(mask, box);
 
         // The padded mask: S×S with the M×M values in its centre.
         var s = m + 2 * padding;
