@@ -26,9 +26,6 @@ internal sealed record TrainSettings(IDetectionDataset Train, IDetectionDataset?
     /// <summary>Extra shorter-side sizes for multi-scale training.</summary>
     public int[] MoreMinSizes { get; init; } = [];
 
-    /// <summary>Colour jitter strength (0: off).</summary>
-    public double ColorJitter { get; init; }
-
     /// <summary>The options given on the command line that replaced the recipe's choice.</summary>
     public IReadOnlyList<string> Overrides { get; init; } = [];
 
@@ -92,7 +89,7 @@ internal static class TrainCommand
         var anchors = new Option<string?>("--anchor-sizes") { Description = "anchor size per FPN level, e.g. 16,32,64,128,256" + Recipe };
         var schedule = new Option<LearningRateDecay?>("--schedule") { Description = "learning-rate decay: Step or Cosine" + Recipe };
         var warmup = new Option<int?>("--warmup") { Description = "warm-up steps" + Recipe };
-        var jitter = new Option<double>("--color-jitter") { Description = "brightness/contrast jitter strength (0: off)" };
+        var jitter = new Option<double?>("--color-jitter") { Description = "brightness/contrast jitter strength, 0 for none (horizontal flips are always on)" + Recipe };
         var scales = new Option<string?>("--multi-scale") { Description = "extra shorter-side sizes drawn at random in training, e.g. 224,288 (inference uses --min-size)" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var predictorInit = new Option<PredictorInit?>("--predictor-init")
@@ -221,6 +218,7 @@ internal static class TrainCommand
                 Decay = Given(schedule) ?? recipe.Decay,
                 WarmupSteps = Given(warmup) ?? recipe.WarmupSteps,
                 PredictorInit = Given(predictorInit) ?? recipe.PredictorInit,
+                ColorJitter = Given(jitter) ?? recipe.ColorJitter,
             };
             if (recipe.PretrainedPath is not null && (recipe.Depth != 18 || recipe.Norm != NormKind.FrozenBatchNorm) && request.Pretrained == PretrainedChoice.Auto)
             {
@@ -271,7 +269,6 @@ internal static class TrainCommand
                 CheckpointEvery = parse.GetValue(checkpointEvery),
                 Accumulation = parse.GetValue(accumulate),
                 ValidateEvery = Math.Max(1, parse.GetValue(validateEvery)),
-                ColorJitter = parse.GetValue(jitter),
                 MoreMinSizes = parse.GetValue(scales) is { } ms ? ParseNumbers(ms, "--multi-scale").Select(x => (int)x).ToArray() : [],
                 Overrides = overrides,
             };
@@ -427,11 +424,10 @@ internal static class TrainCommand
                 EvalCommand.CheckClasses(model, s.Validation);
             }
 
-            ITransform augmentation = s.ColorJitter > 0
-                ? new Compose(new RandomHorizontalFlip(0.5), new ColorJitter(s.ColorJitter, s.ColorJitter))
-                : new RandomHorizontalFlip(0.5);
             var r = s.Recipe;
-            var loader = new DataLoader(s.Train, new DataLoaderOptions(r.BatchSize, Shuffle: true, Seed: s.Seed, Prefetch: 2, Augmentation: augmentation)
+            logger.LogInformation("augmentation: horizontal flips (p = 0.5){Jitter}",
+                r.ColorJitter > 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $", brightness/contrast jitter {r.ColorJitter:G4}") : "");
+            var loader = new DataLoader(s.Train, new DataLoaderOptions(r.BatchSize, Shuffle: true, Seed: s.Seed, Prefetch: 2, Augmentation: r.CreateAugmentation())
             {
                 Sampler = s.Distributed is { } d ? new DistributedSampler(d.Rank, d.WorldSize) : null,
             });

@@ -293,7 +293,7 @@ public sealed class TrainCommandTests : IDisposable
             "train", "--train", Path.Combine(Mini, "annotations.json"), "--images", Path.Combine(Mini, "images"), "--out", outDir,
             "--epochs", "1", "--batch-size", "2", "--min-size", "64", "--max-size", "64", "--pretrained", "none", "--fpn-channels", "16",
             "--rois-per-image", "16", "--box-head-size", "32", "--mask-head", "8", "--warmup", "1", "--threads", "1",
-            "--optimizer", optimizer, "--lr", "0.0003",
+            "--optimizer", optimizer, "--lr", "0.0003", "--color-jitter", "0.3",
         ];
 
         var outDir = Path.Combine(dir, "adamw");
@@ -301,7 +301,8 @@ public sealed class TrainCommandTests : IDisposable
         var log = File.ReadAllText(Path.Combine(outDir, "train.log"));
         log.Should().Contain("recipe: --optimizer adamw: asked for")
             .And.Contain("with AdamW (lr 0.0003", "--lr overrides the recipe's AdamW rate")
-            .And.Contain("decoupled weight decay 0.05", "the recipe's AdamW weight decay");
+            .And.Contain("decoupled weight decay 0.05", "the recipe's AdamW weight decay")
+            .And.Contain("augmentation: horizontal flips (p = 0.5), brightness/contrast jitter 0.3", "--color-jitter overrides the recipe (none in a 1-epoch run)");
         TrainingCheckpoint.ReadMetadata(Path.Combine(outDir, "checkpoint.safetensors"))[TrainingCheckpoint.OptimizerKey].Should().Be("AdamW");
         TrainingCheckpoint.ReadState(Path.Combine(outDir, "checkpoint.safetensors")).Step.Should().BeGreaterThan(0);
 

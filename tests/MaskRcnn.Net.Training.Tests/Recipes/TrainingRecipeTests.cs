@@ -62,6 +62,34 @@ public class TrainingRecipeTests
     }
 
     [Fact]
+    public void Long_runs_jitter_brightness_and_contrast_and_the_augmentation_follows_the_recipe()
+    {
+        var train = Train();
+        foreach (var request in new[] { new RecipeRequest { TimeBudget = TimeSpan.FromMinutes(25) }, new RecipeRequest { Epochs = 16, Pretrained = PretrainedChoice.None } })
+        {
+            var recipe = TrainingRecipe.For(train, request);
+            recipe.ColorJitter.Should().Be(TrainingRecipe.LongRunColorJitter, $"{request} is long").And.Be(0.2);
+            recipe.Choices.Single(c => c.Setting == "--color-jitter").Should().Match<RecipeChoice>(c => c.Value == "0.2" && c.Reason.Contains("long"));
+            var compose = recipe.CreateAugmentation().Should().BeOfType<Compose>().Subject;
+            compose.Transforms.Should().HaveCount(2);
+            compose.Transforms[0].Should().BeOfType<RandomHorizontalFlip>().Which.Probability.Should().Be(0.5);
+            var jitter = compose.Transforms[1].Should().BeOfType<ColorJitter>().Subject;
+            (jitter.Brightness, jitter.Contrast).Should().Be((0.2, 0.2));
+        }
+
+        foreach (var request in new[] { new RecipeRequest { TimeBudget = TimeSpan.FromMinutes(14) }, new RecipeRequest(), new RecipeRequest { Weights = "coco.pth", Epochs = 24 } })
+        {
+            var recipe = TrainingRecipe.For(train, request);
+            recipe.ColorJitter.Should().Be(0, $"{request} is short or fine-tunes");
+            recipe.Choices.Should().NotContain(c => c.Setting == "--color-jitter");
+            recipe.CreateAugmentation().Should().BeOfType<RandomHorizontalFlip>().Which.Probability.Should().Be(0.5);
+        }
+
+        (TrainingRecipe.For(train) with { ColorJitter = 0.3 }).CreateAugmentation().Should().BeOfType<Compose>()
+            .Which.Transforms[1].Should().BeOfType<ColorJitter>().Which.Brightness.Should().Be(0.3, "an override is what the loader gets");
+    }
+
+    [Fact]
     public void The_pretrained_backbone_is_used_when_found_and_weights_mean_fine_tuning()
     {
         var train = Train();
