@@ -425,9 +425,10 @@ internal static class TrainCommand
             }
 
             var r = s.Recipe;
+            var augmentation = r.CreateAugmentation(); // refuses a bad --color-jitter before anything is logged or trained
             logger.LogInformation("augmentation: horizontal flips (p = 0.5){Jitter}",
                 r.ColorJitter > 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $", brightness/contrast jitter {r.ColorJitter:G4}") : "");
-            var loader = new DataLoader(s.Train, new DataLoaderOptions(r.BatchSize, Shuffle: true, Seed: s.Seed, Prefetch: 2, Augmentation: r.CreateAugmentation())
+            var loader = new DataLoader(s.Train, new DataLoaderOptions(r.BatchSize, Shuffle: true, Seed: s.Seed, Prefetch: 2, Augmentation: augmentation)
             {
                 Sampler = s.Distributed is { } d ? new DistributedSampler(d.Rank, d.WorldSize) : null,
             });

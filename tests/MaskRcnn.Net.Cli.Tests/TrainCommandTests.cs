@@ -283,6 +283,8 @@ public sealed class TrainCommandTests : IDisposable
         File.Exists(Path.Combine(dir, "bad2", "model.safetensors")).Should().BeFalse("a bad --mask-scoring stops the run before training");
         Program.Main(Args(Path.Combine(dir, "bad3"), "off", "on", "yes")).Should().NotBe(0);
         File.Exists(Path.Combine(dir, "bad3", "model.safetensors")).Should().BeFalse("a bad --aligned-roi-align stops the run before training");
+        Program.Main([.. Args(Path.Combine(dir, "bad4"), "off"), "--color-jitter", "NaN"]).Should().NotBe(0);
+        File.Exists(Path.Combine(dir, "bad4", "checkpoint.safetensors")).Should().BeFalse("a NaN --color-jitter stops the run before training");
     }
 
     [Fact]

@@ -419,9 +419,19 @@ public sealed record TrainingRecipe
     /// The training images' augmentation: horizontal flips (p = 0.5), then brightness/contrast jitter when
     /// <see cref="ColorJitter"/> is above 0. Give it to <see cref="DataLoaderOptions.Augmentation"/>.
     /// </summary>
-    public ITransform CreateAugmentation() => ColorJitter > 0
-        ? new Compose(new RandomHorizontalFlip(0.5), new Training.ColorJitter(ColorJitter, ColorJitter))
-        : new RandomHorizontalFlip(0.5);
+    /// <exception cref="ArgumentException"><see cref="ColorJitter"/> is negative, infinite or NaN.</exception>
+    public ITransform CreateAugmentation()
+    {
+        if (!double.IsFinite(ColorJitter) || ColorJitter < 0)
+        {
+            throw new ArgumentException(
+                $"ColorJitter (--color-jitter) must be a finite strength >= 0, got {ColorJitter.ToString(CultureInfo.InvariantCulture)}", nameof(ColorJitter));
+        }
+
+        return ColorJitter > 0
+            ? new Compose(new RandomHorizontalFlip(0.5), new Training.ColorJitter(ColorJitter, ColorJitter))
+            : new RandomHorizontalFlip(0.5);
+    }
 
     /// <summary>The trainer's options for this recipe (checkpointing and the like added by the caller).</summary>
     public TrainerOptions CreateTrainerOptions() =>

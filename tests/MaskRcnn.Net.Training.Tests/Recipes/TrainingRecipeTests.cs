@@ -87,6 +87,11 @@ public class TrainingRecipeTests
 
         (TrainingRecipe.For(train) with { ColorJitter = 0.3 }).CreateAugmentation().Should().BeOfType<Compose>()
             .Which.Transforms[1].Should().BeOfType<ColorJitter>().Which.Brightness.Should().Be(0.3, "an override is what the loader gets");
+        foreach (var bad in new[] { -0.1, double.NaN, double.PositiveInfinity })
+        {
+            var create = () => (TrainingRecipe.For(train) with { ColorJitter = bad }).CreateAugmentation();
+            create.Should().Throw<ArgumentException>().WithMessage("*ColorJitter (--color-jitter)*finite strength >= 0*", $"{bad} would jitter nothing or make NaN images");
+        }
     }
 
     [Fact]
